@@ -1,0 +1,58 @@
+# Thin wrapper over CMake/CTest. The two commands that matter:
+#   make run    the service, on a private throwaway PostgreSQL unless DATABASE_URL is set
+#   make test   build and pass every test (starts and removes its own cluster)
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+CMAKE_ARGS ?=
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+
+.PHONY: all deps build test test-asan test-tsan run install bench format lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DPQPOOL_SANITIZE=address,undefined $(CMAKE_ARGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
+
+test-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DPQPOOL_SANITIZE=thread $(CMAKE_ARGS)
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
+
+run: build
+	@scripts/run.sh $(BUILD)/pqpool
+
+install: build
+	cmake --install $(BUILD)
+
+bench: build
+	$(BUILD)/bench_overhead
+
+format:
+	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c
+
+lint: build
+	clang-tidy -p $(BUILD) --quiet src/*.c cmd/pqpool/*.c
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr -Iinclude -Isrc src cmd
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

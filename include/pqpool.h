@@ -1,0 +1,501 @@
+/*
+ * pqpool.h — a thread-safe pool of libpq connections with strict
+ * configuration, health checks, live metrics and safe retry.
+ *
+ * This is the one public header. Conventions, as in libpq and SQLite:
+ *  - pqpool and pqpool_conn are opaque handles.
+ *  - Functions that can fail return a status code (PQPOOL_OK == 0, failures
+ *    negative). pqpool_strstatus() gives a fixed text for a code; the
+ *    message of the last failing call on the calling thread, which names what
+ *    failed, is pqpool_errmsg(). Nothing here prints, exits or aborts.
+ *  - "owned" means the caller frees it; "borrowed" means valid until the
+ *    event named. Destructors accept NULL.
+ *  - The library starts no threads or timers and installs no signal handlers.
+ *    Idle reaping, lifetime limits and refills happen lazily on acquire and
+ *    release, or when the host calls pqpool_maintain().
+ *  - No password ever appears in a message, a log line or a rendering.
+ */
+#ifndef PQPOOL_H
+#define PQPOOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PQPOOL_API __attribute__((visibility("default")))
+#else
+#define PQPOOL_API
+#endif
+
+#define PQPOOL_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Status codes                                                         */
+/* ------------------------------------------------------------------ */
+
+typedef enum pqpool_status {
+	PQPOOL_OK = 0,
+	PQPOOL_EINVAL = -1,    /* bad argument or configuration value */
+	PQPOOL_ENOMEM = -2,    /* out of memory */
+	PQPOOL_ETIMEDOUT = -3, /* a deadline passed (acquire, query, drain) */
+	PQPOOL_ECLOSED = -4,   /* the pool is closed or closing */
+	PQPOOL_ECONNECT = -5,  /* could not open a connection to the server */
+	PQPOOL_EQUERY = -6,    /* the server reported an error (SQLSTATE set) */
+	PQPOOL_ECONNLOST = -7, /* the connection broke during the call */
+	PQPOOL_ECALLBACK = -8, /* a caller's function reported failure */
+	PQPOOL_EBUSY = -9      /* leases were still out when close gave up */
+} pqpool_status;
+
+/* Fixed English text for a status code; never NULL; static storage. */
+PQPOOL_API const char *pqpool_strstatus(int status);
+
+/*
+ * The message of the last call that failed on this thread, naming what
+ * failed ("acquire: timed out after 5000 ms waiting for a connection (20 of
+ * 20 in use)"). Borrowed: valid until the next pqpool call on this thread.
+ * Empty string when the last call succeeded or none was made.
+ */
+PQPOOL_API const char *pqpool_errmsg(void);
+
+/*
+ * SQLSTATE of the last failing call on this thread when the server reported
+ * one (e.g. "57014"), else "" (client-side failures have no SQLSTATE).
+ * Borrowed like pqpool_errmsg().
+ */
+PQPOOL_API const char *pqpool_errcode(void);
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum pqpool_log_level {
+	PQPOOL_LOG_DEBUG = 0,
+	PQPOOL_LOG_INFO = 1,
+	PQPOOL_LOG_WARN = 2,
+	PQPOOL_LOG_ERROR = 3
+} pqpool_log_level;
+
+/*
+ * Log callback. Called from whichever thread triggered the event, with no
+ * pool lock held; msg is borrowed for the duration of the call and never
+ * contains a password. Must be thread-safe.
+ */
+typedef void (*pqpool_log_fn)(void *log_arg, pqpool_log_level level,
+                              const char *msg);
+
+/*
+ * Pool configuration. Initialise with pqpool_config_init() (defaults of the
+ * specification) or pqpool_config_from_env(), then adjust fields.
+ * All durations are milliseconds. String fields are borrowed by pqpool_open(),
+ * which copies what it needs: they may be freed once it returns.
+ */
+typedef struct pqpool_config {
+	/* libpq connection string: a postgresql:// URI or key=value pairs.
+	 * NULL means the one built from the POSTGRES_* defaults. */
+	const char *conninfo;
+	/* Overrides applied on top of conninfo when non-NULL (libpq sslmode,
+	 * sslcert, sslkey, sslrootcert). */
+	const char *ssl_mode;
+	const char *ssl_cert;
+	const char *ssl_key;
+	const char *ssl_root_cert;
+
+	int pool_max;             /* DB_POOL_MAX, 20; 1..10000 */
+	int pool_min;             /* DB_POOL_MIN, 5; 0..pool_max */
+	int idle_timeout_ms;      /* DB_IDLE_TIMEOUT, 30000; 0 = never reap */
+	int connection_timeout_ms;/* DB_CONNECTION_TIMEOUT, 5000; bounds acquire */
+	int statement_timeout_ms; /* DB_STATEMENT_TIMEOUT, 30000; 0 = server's */
+	int query_timeout_ms;     /* DB_QUERY_TIMEOUT, 30000; 0 = none */
+	int max_lifetime_ms;      /* DB_MAX_LIFETIME, 1800000; 0 = unlimited.
+	                           * Each connection gets up to 10 % less, at
+	                           * random, so they do not all expire at once. */
+	int validate_after_ms;    /* check an idle connection before handing it
+	                           * out when idle longer than this; 1000 */
+	int lease_warn_ms;        /* DB_LEASE_WARN, 60000: log once, with file
+	                           * and line, a lease held longer; 0 = off */
+
+	int retry_attempts;       /* DB_RETRY_ATTEMPTS, 3; 1..100 */
+	int retry_base_delay_ms;  /* DB_RETRY_BASE_DELAY, 1000 */
+	int retry_max_delay_ms;   /* DB_RETRY_MAX_DELAY, 30000: cap of one wait */
+	int retry_deadline_ms;    /* DB_RETRY_DEADLINE, 60000: whole retry loop */
+
+	const char *health_query; /* DB_HEALTH_QUERY; NULL = "SELECT 1" */
+	int health_slow_ms;       /* DB_HEALTH_SLOW, 1000: slower → degraded */
+	bool health_share;        /* DB_HEALTH_SHARE, true: concurrent checks
+	                           * share one probe in flight */
+
+	bool fail_fast;           /* pqpool_open fails if the database cannot be
+	                           * reached; default false: open succeeds with an
+	                           * empty pool that fills once it answers */
+
+	pqpool_log_fn log_fn;     /* NULL: the library logs nothing */
+	void *log_arg;
+
+	/* Private: storage owned by pqpool_config_from_env(); freed by
+	 * pqpool_config_clear(). Do not touch. */
+	void *priv_;
+} pqpool_config;
+
+/* Fills *cfg with the defaults listed above. cfg must not be NULL. */
+PQPOOL_API void pqpool_config_init(pqpool_config *cfg);
+
+/*
+ * Environment lookup used by pqpool_config_from_env(): returns the value of
+ * name or NULL when unset. The returned string is borrowed for the duration
+ * of the call that asked for it.
+ */
+typedef const char *(*pqpool_getenv_fn)(void *arg, const char *name);
+
+/*
+ * Builds a validated configuration from environment variables (DESIGN §1):
+ * DATABASE_URL (parsed with libpq's PQconninfoParse) or the POSTGRES_* parts,
+ * NODE_ENV, DB_*, SSL_*. lookup NULL means getenv(3).
+ *
+ * An empty value is treated as unset (the default applies), as shells often
+ * export VAR= to clear a setting. Every other value is validated strictly:
+ * integers are plain decimal, without sign, spaces or suffix, and in range.
+ *
+ * Returns PQPOOL_OK, or PQPOOL_EINVAL with a message naming the variable and
+ * what was expected (DB_POOL_MAX="abc": expected an integer from 1 to 10000)
+ * in err (NUL-terminated, truncated to errlen; may be NULL) and in
+ * pqpool_errmsg(). On failure *cfg is left cleared (nothing to free).
+ * On success the strings in *cfg are owned by cfg: release them with
+ * pqpool_config_clear(). Not thread-safe with concurrent setenv(3).
+ */
+PQPOOL_API int pqpool_config_from_env(pqpool_config *cfg,
+                                      pqpool_getenv_fn lookup, void *arg,
+                                      char *err, size_t errlen);
+
+/*
+ * Frees what pqpool_config_from_env() allocated and resets *cfg to defaults.
+ * Strings you assigned yourself are never freed. cfg may be NULL.
+ */
+PQPOOL_API void pqpool_config_clear(pqpool_config *cfg);
+
+/*
+ * Checks the numeric fields and that conninfo parses. Returns PQPOOL_OK or
+ * PQPOOL_EINVAL with the reason in err / pqpool_errmsg().
+ */
+PQPOOL_API int pqpool_config_validate(const pqpool_config *cfg, char *err,
+                                      size_t errlen);
+
+/*
+ * Writes the connection target of conninfo (NULL = the default) as a URL with
+ * the password masked: "postgresql://hyperpage:****@localhost:5432/hyperpage".
+ * Returns the length it needed (excluding the NUL), like snprintf, or
+ * PQPOOL_EINVAL when conninfo does not parse (then out holds "(invalid)").
+ */
+PQPOOL_API int pqpool_mask_conninfo(const char *conninfo, char *out,
+                                    size_t outlen);
+
+/* ------------------------------------------------------------------ */
+/* Pool lifecycle                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct pqpool pqpool;
+typedef struct pqpool_conn pqpool_conn;
+
+/*
+ * Opens a pool. cfg NULL means defaults. Warms up to pool_min connections,
+ * opened in parallel within connection_timeout_ms. When the database cannot
+ * be reached the pool still opens (empty, unhealthy) unless cfg->fail_fast.
+ * Blocks for at most connection_timeout_ms.
+ * On success *out is an owned handle: close it with pqpool_close().
+ */
+PQPOOL_API int pqpool_open(const pqpool_config *cfg, pqpool **out);
+
+/*
+ * Closes the pool. New acquires fail with PQPOOL_ECLOSED at once, waiters
+ * wake with PQPOOL_ECLOSED, idle connections are closed, and leases still
+ * out get up to drain_ms to be released (each is closed as it comes back).
+ * Past drain_ms, the queries of the leases still out are cancelled and their
+ * sockets shut down, so their holders' next libpq call fails fast; the pool
+ * then returns PQPOOL_EBUSY and frees itself when the last of them is
+ * released. Otherwise returns PQPOOL_OK, with everything freed.
+ * After this call, the only valid use of the handle is releasing leases
+ * acquired before. pool may be NULL (returns PQPOOL_OK).
+ */
+PQPOOL_API int pqpool_close(pqpool *pool, int drain_ms);
+
+/*
+ * Lazy upkeep that a host may drive from its own loop (e.g. once a second):
+ * closes connections idle past idle_timeout_ms (never below pool_min) or
+ * past their lifetime, logs leases held past lease_warn_ms, and opens
+ * connections up to pool_min (blocking up to connection_timeout_ms).
+ * Returns PQPOOL_OK, or the status of a failed refill. Thread-safe.
+ */
+PQPOOL_API int pqpool_maintain(pqpool *pool);
+
+/* ------------------------------------------------------------------ */
+/* Leases                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Takes a connection from the pool. timeout_ms < 0 means the pool's
+ * connection_timeout_ms; the timeout bounds the whole call, both waiting for
+ * a free connection and opening a new one. Waiters are served first come,
+ * first served. A connection idle for a while is checked first; a dead one
+ * is replaced without an error. Thread-safe.
+ * Returns PQPOOL_OK with *out a lease (owned: give it back with
+ * pqpool_release() or pqpool_discard()), or PQPOOL_ETIMEDOUT, PQPOOL_ECLOSED,
+ * PQPOOL_ECONNECT, PQPOOL_ENOMEM, PQPOOL_EINVAL. The macro records the
+ * caller's file and line for the lease_warn_ms log.
+ */
+#define pqpool_acquire(pool, timeout_ms, out) \
+	pqpool_acquire_at((pool), (timeout_ms), (out), __FILE__, __LINE__)
+PQPOOL_API int pqpool_acquire_at(pqpool *pool, int timeout_ms,
+                                 pqpool_conn **out, const char *file,
+                                 int line);
+
+/*
+ * The lease's libpq connection. Borrowed: valid until the lease is released.
+ * Use the whole libpq API on it, from one thread at a time. Do not PQfinish
+ * it, and leave it in blocking mode. conn must not be NULL.
+ */
+PQPOOL_API PGconn *pqpool_conn_pg(pqpool_conn *conn);
+
+/*
+ * Gives a lease back. The connection is kept only when it is CONNECTION_OK
+ * and idle in no transaction; an open or failed transaction is rolled back
+ * first (a round trip bounded by query_timeout_ms); anything else
+ * (a command in progress, a broken connection, an expired lifetime) is
+ * closed and counted. If callers are waiting, the oldest gets it directly.
+ * conn may be NULL. Thread-safe; the lease is invalid afterwards.
+ */
+PQPOOL_API void pqpool_release(pqpool_conn *conn);
+
+/* Gives a lease back and closes its connection, e.g. after you changed
+ * session state you cannot undo. conn may be NULL. */
+PQPOOL_API void pqpool_discard(pqpool_conn *conn);
+
+/*
+ * Runs one statement on a lease, like PQexecParams with text parameters and
+ * text results, bounded by query_timeout_ms: past it the query is cancelled
+ * and PQPOOL_ETIMEDOUT returned. Counts toward the query metrics.
+ * params may be NULL when nparams is 0; a NULL element is SQL NULL.
+ * On PQPOOL_OK, *res (if res is not NULL) is an owned result of status
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK: free it with PQclear(). On failure
+ * *res is NULL and the status is PQPOOL_EQUERY (pqpool_errcode() holds the
+ * SQLSTATE), PQPOOL_ECONNLOST, PQPOOL_ETIMEDOUT or PQPOOL_EINVAL.
+ */
+PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
+                           const char *const *params, PGresult **res);
+
+/* ------------------------------------------------------------------ */
+/* One-shot queries and retry                                           */
+/* ------------------------------------------------------------------ */
+
+/* Flags for pqpool_query(). */
+#define PQPOOL_IDEMPOTENT 0x1 /* safe to run again if the outcome is unknown */
+
+/*
+ * The specification's pool.query(sql, params): acquires a lease, runs the
+ * statement as pqpool_exec() does, releases the lease. Failures before the
+ * statement was sent (no connection) are retried with backoff; failures after
+ * it (connection lost, server shutting down, serialization failure) are
+ * retried only with PQPOOL_IDEMPOTENT, because the statement may already
+ * have taken effect. Errors such as syntax or constraint violations are
+ * never retried. Thread-safe. Blocking.
+ * On PQPOOL_OK, *res (if not NULL) is owned: PQclear() it.
+ */
+PQPOOL_API int pqpool_query(pqpool *pool, const char *sql, int nparams,
+                            const char *const *params, unsigned flags,
+                            PGresult **res);
+
+/*
+ * Caller's function for pqpool_run(): does its work on the lease and returns
+ * PQPOOL_OK, or a failure status. Run queries with pqpool_exec() so that
+ * failures are classified by their SQLSTATE; after raw libpq calls, report a
+ * failed result with pqpool_conn_fail() before returning.
+ */
+typedef int (*pqpool_fn)(pqpool_conn *conn, void *arg);
+
+/*
+ * Records a failed result on the lease for pqpool_run()'s classification and
+ * for the error metrics. res is borrowed (not freed). Returns PQPOOL_EQUERY,
+ * or PQPOOL_ECONNLOST when the connection is broken, for convenience:
+ *   return pqpool_conn_fail(conn, res);
+ */
+PQPOOL_API int pqpool_conn_fail(pqpool_conn *conn, const PGresult *res);
+
+/*
+ * The specification's executeWithRetry(operation, context): acquires a lease,
+ * calls fn, releases the lease; on a retryable failure (connection lost or not
+ * opened; SQLSTATE class 08 but 08007, 57P01-57P03, 53300, 40001, 40P01)
+ * waits an exponential backoff with full jitter and tries again, up to
+ * retry_attempts within retry_deadline_ms. fn runs as a whole unit, so it
+ * should be one transaction (or idempotent). A non-retryable failure is
+ * returned after one attempt. The final message reads
+ * "database <context> failed after N attempts: <last error>".
+ * context may be NULL ("operation"). Thread-safe. Blocking.
+ * Returns PQPOOL_OK or the last failure's status.
+ */
+PQPOOL_API int pqpool_run(pqpool *pool, const char *context, pqpool_fn fn,
+                          void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Health                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef enum pqpool_health_status {
+	PQPOOL_HEALTHY = 0,
+	PQPOOL_DEGRADED = 1,
+	PQPOOL_UNHEALTHY = 2
+} pqpool_health_status;
+
+typedef struct pqpool_health {
+	pqpool_health_status status;
+	double response_ms;      /* monotonic-clock time of the probe, ms */
+	int connection_count;    /* open connections after the probe */
+	int64_t checked_at_ms;   /* wall clock, ms since the Unix epoch */
+	char error[256];         /* why unhealthy or degraded; "" otherwise */
+} pqpool_health;
+
+/* "healthy", "degraded" or "unhealthy". */
+PQPOOL_API const char *pqpool_health_text(pqpool_health_status status);
+
+/*
+ * Runs the health query through the pool, bounded by connection_timeout_ms
+ * in all (acquire and query). healthy; degraded when reachable but slower
+ * than health_slow_ms, callers are waiting, or the recent error rate is at
+ * least 5 %; unhealthy with the error otherwise. With health_share,
+ * concurrent calls share one probe in flight and all get its result.
+ * Fills *out and returns PQPOOL_OK whatever the status (the database being
+ * down is a result, not a failure of this call); PQPOOL_EINVAL for NULLs.
+ * Thread-safe. Blocking.
+ */
+PQPOOL_API int pqpool_check_health(pqpool *pool, pqpool_health *out);
+
+/* ------------------------------------------------------------------ */
+/* Metrics                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Upper bounds (ms) of the latency histogram buckets; the last is +Inf. */
+#define PQPOOL_HIST_BUCKETS 16
+PQPOOL_API const double *pqpool_hist_bounds_ms(void);
+
+typedef struct pqpool_hist {
+	uint64_t count;                        /* samples */
+	double sum_ms;                         /* their total, ms */
+	uint64_t buckets[PQPOOL_HIST_BUCKETS]; /* per bucket, not cumulative */
+} pqpool_hist;
+
+/* Estimated quantile (0 < q < 1) of a histogram, in ms; 0 when empty. */
+PQPOOL_API double pqpool_hist_quantile(const pqpool_hist *h, double q);
+
+/* Reasons a connection was closed, for the closed-by-reason counters. */
+typedef enum pqpool_close_reason {
+	PQPOOL_CLOSE_IDLE = 0,     /* idle past idle_timeout_ms */
+	PQPOOL_CLOSE_LIFETIME,     /* past its maximum lifetime */
+	PQPOOL_CLOSE_BROKEN,       /* found dead, or broke while leased */
+	PQPOOL_CLOSE_UNCLEAN,      /* released busy, or rollback failed */
+	PQPOOL_CLOSE_DISCARDED,    /* pqpool_discard() */
+	PQPOOL_CLOSE_POOL_CLOSED,  /* pqpool_close() */
+	PQPOOL_CLOSE_REASONS
+} pqpool_close_reason;
+
+PQPOOL_API const char *pqpool_close_reason_text(pqpool_close_reason r);
+
+/* Error classes counted separately; anything else counts as "other". */
+#define PQPOOL_ERROR_CLASSES 12
+
+/*
+ * A snapshot of the pool. The connection counts come from one pass over the
+ * pool's slots, so total == active + idle always holds (connections being
+ * opened count as active: they are taken by a caller).
+ */
+typedef struct pqpool_stats {
+	int total, active, idle, waiting, max, min;
+	double utilization;        /* active / max * 100 */
+	bool closed;
+
+	uint64_t acquires;         /* successful acquires */
+	uint64_t acquire_timeouts;
+	uint64_t acquire_errors;   /* connect failures seen by acquirers */
+	uint64_t opened;           /* connections opened */
+	uint64_t connect_failures;
+	uint64_t closed_by[PQPOOL_CLOSE_REASONS];
+	uint64_t queries;          /* through pqpool_exec / query / health */
+	uint64_t query_errors;
+	uint64_t query_timeouts;   /* cancelled at the client deadline */
+	uint64_t rollbacks;        /* transactions rolled back on release */
+	uint64_t retries;          /* extra attempts made by pqpool_run/query */
+	uint64_t lease_warnings;
+
+	/* errors by SQLSTATE class; class[i] is "08", "23", ..., or "other";
+	 * client-side failures without SQLSTATE count as "client". */
+	char error_class[PQPOOL_ERROR_CLASSES][8];
+	uint64_t errors_by_class[PQPOOL_ERROR_CLASSES];
+
+	/* over the recent window (window_s seconds) of queries */
+	double window_s;
+	uint64_t window_queries;
+	double avg_response_ms;
+	double error_rate;         /* percent */
+
+	pqpool_hist wait;          /* time to acquire, all acquires */
+	pqpool_hist query;         /* query durations */
+	pqpool_hist connect;       /* time to open a connection */
+
+	int64_t last_activity_ms;  /* wall clock of the last acquire/release */
+	int64_t started_ms;        /* wall clock when the pool opened */
+} pqpool_stats;
+
+/* Fills *out with a snapshot. Thread-safe, non-blocking (no I/O). */
+PQPOOL_API int pqpool_stats_get(pqpool *pool, pqpool_stats *out);
+
+/* The specification's getPoolStatus(). */
+typedef struct pqpool_pool_status {
+	bool healthy;              /* error_rate < 5 */
+	const char *utilization;   /* "low", "medium", "high" or "critical" */
+	int n_recommendations;
+	const char *recommendations[4]; /* static strings */
+} pqpool_pool_status;
+
+/* Derives the specification's pool status from a snapshot. Pure. */
+PQPOOL_API void pqpool_pool_status_of(const pqpool_stats *st,
+                                      pqpool_pool_status *out);
+
+/*
+ * Renders the JSON bodies of DESIGN §2. now_ms is the wall clock to print as
+ * "timestamp" (0 = now). Returns an owned NUL-terminated string (free()
+ * it), or NULL on allocation failure. Pure: no pool access.
+ */
+PQPOOL_API char *pqpool_render_metrics_json(const pqpool_stats *st,
+                                            int64_t now_ms);
+PQPOOL_API char *pqpool_render_health_json(const pqpool_health *h);
+
+/*
+ * Renders the snapshot in the Prometheus text exposition format 0.0.4 with
+ * db_client_connection_* names; durations in seconds. Returns an owned
+ * string (free() it), or NULL on allocation failure. Pure.
+ */
+PQPOOL_API char *pqpool_render_prometheus(const pqpool_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* Retry helpers (pure; exposed for hosts with their own loops)         */
+/* ------------------------------------------------------------------ */
+
+/* True when a failure with this SQLSTATE may succeed if tried again:
+ * class 08 except 08007, 57P01, 57P02, 57P03, 53300, 40001, 40P01.
+ * sqlstate may be NULL (false). */
+PQPOOL_API bool pqpool_sqlstate_retryable(const char *sqlstate);
+
+/*
+ * Backoff before attempt number `attempt` + 1 (attempt >= 1 failed): a
+ * uniformly random delay in [0, min(max_ms, base_ms * 2^(attempt-1))]
+ * ("full jitter"). rnd is a random 64-bit value supplied by the caller.
+ */
+PQPOOL_API int pqpool_backoff_ms(int attempt, int base_ms, int max_ms,
+                                 uint64_t rnd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PQPOOL_H */

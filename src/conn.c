@@ -1,0 +1,2 @@
+/* conn.c — placeholder */
+#include "internal.h"

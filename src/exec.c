@@ -1,0 +1,2 @@
+/* exec.c — placeholder */
+#include "internal.h"

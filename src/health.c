@@ -1,0 +1,2 @@
+/* health.c — placeholder */
+#include "internal.h"

@@ -1,0 +1,204 @@
+/* internal.h — types and helpers shared by the library's files; not installed. */
+#ifndef PQPOOL_INTERNAL_H
+#define PQPOOL_INTERNAL_H
+
+#include "pqpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#define PQPOOL__CACHELINE 64
+#define PQPOOL__ERRLEN 512
+
+/* ---- clock.c: monotonic and wall clocks ---- */
+int64_t pqpool__now_ns(void);          /* CLOCK_MONOTONIC, ns */
+int64_t pqpool__now_coarse_ms(void);   /* CLOCK_MONOTONIC_COARSE, ms; cheap */
+int64_t pqpool__wall_ms(void);         /* CLOCK_REALTIME, ms since epoch */
+uint64_t pqpool__rand64(void);         /* per-thread xorshift, not crypto */
+/* Formats wall ms as ISO 8601 UTC with milliseconds into out[64] ("...T14:00:00.000Z"). */
+void pqpool__iso8601(int64_t wall_ms, char out[64]);
+
+/* ---- error.c: thread-local last error ---- */
+/* Sets this thread's last error (printf-style) and returns status. The text
+ * must already be free of secrets. */
+int pqpool__fail(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Same with a SQLSTATE (may be NULL). */
+int pqpool__fail_code(int status, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pqpool__ok(void);  /* clears this thread's last error */
+/* Copies a libpq message, trimmed of trailing newlines, into out. */
+void pqpool__trim_msg(const char *msg, char *out, size_t outlen);
+
+/* ---- config.c ---- */
+/* The resolved connection parameters of a config: parallel NULL-terminated
+ * keyword/value arrays for PQconnectStartParams (expand_dbname = 0), built
+ * from conninfo plus the SSL overrides, statement_timeout (as
+ * "options=-c statement_timeout=N") and a fallback application_name.
+ * All owned by the struct. */
+typedef struct pqpool__params {
+	const char **keywords;
+	const char **values;
+	char *masked;       /* the URL with the password masked, for messages */
+	void *storage_;     /* backing allocation */
+} pqpool__params;
+
+int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out,
+                         char *err, size_t errlen);
+void pqpool__params_free(pqpool__params *p);
+/* Replaces any occurrence of the password of conninfo in msg by "****".
+ * Used on messages from libpq that might echo part of the input. */
+void pqpool__scrub(char *msg, const char *secret);
+
+/* ---- event.c: a one-shot wake-up object for one waiter ---- */
+typedef struct pqpool__event {
+	_Atomic uint32_t word; /* 0 = not set, 1 = set */
+} pqpool__event;
+void pqpool__event_init(pqpool__event *ev);
+/* Sets the event and wakes its waiter. The waiter may return and reuse the
+ * memory as soon as the word is set; setting touches nothing else after. */
+void pqpool__event_set(pqpool__event *ev);
+/* Waits until set or until the monotonic deadline (ns). Returns 1 if set. */
+int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns);
+
+/* ---- metrics: histograms and the recent window ---- */
+/* Bucket index for a duration in ns (see pqpool_hist_bounds_ms). */
+int pqpool__hist_bucket(int64_t ns);
+
+#define PQPOOL__WIN_SLOTS 12     /* window buckets */
+#define PQPOOL__WIN_SPAN_S 5     /* seconds per bucket: a 60 s window */
+
+/* Per-slot query statistics, written only by the lease holder with relaxed
+ * atomics and summed by pqpool_stats_get(): no shared cache line per query. */
+typedef struct pqpool__qstats {
+	_Atomic uint64_t queries;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t sum_ns;
+	_Atomic uint64_t hist[PQPOOL_HIST_BUCKETS];
+	struct {
+		_Atomic int64_t epoch;   /* now_s / SPAN of this bucket */
+		_Atomic uint64_t n, err, sum_ns;
+	} win[PQPOOL__WIN_SLOTS];
+} pqpool__qstats;
+
+/* Records one query outcome in a slot's statistics. */
+void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns,
+                        bool error);
+
+/* ---- the pool ---- */
+
+/* Where a slot's state lives: slot->state, an atomic. Transitions:
+ *   EMPTY -> OPENING        under pool->mu (claims capacity)
+ *   OPENING -> BUSY         by the opener, once connected
+ *   OPENING|BUSY -> EMPTY   under pool->mu, after the connection is closed
+ *   IDLE -> BUSY            compare-and-swap by anyone, lock or not
+ *   BUSY -> IDLE            store by the holder
+ * pool->nopen counts slots not EMPTY and changes only under pool->mu. */
+enum {
+	SLOT_EMPTY = 0,
+	SLOT_OPENING = 1,
+	SLOT_IDLE = 2,
+	SLOT_BUSY = 3
+};
+
+struct pqpool_conn {
+	_Atomic int state;
+	int index;
+	struct pqpool *pool;
+	PGconn *pg;
+	PGcancel *cancel;
+	int64_t created_ms;              /* coarse monotonic */
+	int64_t expires_ms;              /* lifetime end, with jitter; 0 = never */
+	_Atomic int64_t released_ms;     /* coarse monotonic, last release */
+	_Atomic int64_t acquired_ms;     /* coarse monotonic, current lease */
+	const char *_Atomic acq_file;    /* where the current lease was taken */
+	_Atomic int acq_line;
+	_Atomic bool warned;             /* lease_warn logged for this lease */
+	bool broken;                     /* saw the connection break: close it */
+	int last_status;                 /* of the last failed call on the lease */
+	char last_sqlstate[6];
+	_Atomic uint64_t acquires;       /* leases of this slot, ever */
+	pqpool__qstats q;
+} __attribute__((aligned(PQPOOL__CACHELINE)));
+
+enum grant_kind { GRANT_NONE = 0, GRANT_SLOT, GRANT_CAPACITY, GRANT_CLOSED };
+
+/* A caller waiting for a connection; lives on its stack, queued FIFO under
+ * pool->mu. The granter dequeues it, fills kind/slot, then sets ev. */
+typedef struct pqpool__waiter {
+	struct pqpool__waiter *next;
+	enum grant_kind kind;
+	struct pqpool_conn *slot;
+	pqpool__event ev;
+} pqpool__waiter;
+
+#define PQPOOL__CLOSED_BIT (1u << 30)
+
+struct pqpool {
+	/* read-mostly after open */
+	pqpool_config cfg;               /* copy; strings point into own storage */
+	char *health_query;
+	pqpool__params params;
+	struct pqpool_conn *slots;       /* cfg.pool_max of them */
+	int nslots;
+	uint64_t id;                     /* unique per pool, for thread hints */
+	int64_t started_wall_ms;
+	int64_t started_mono_ms;
+
+	/* Written rarely, read on every lease: waiters count + CLOSED_BIT.
+	 * Non-zero sends acquire and release down the locked path. */
+	_Atomic uint32_t contend __attribute__((aligned(PQPOOL__CACHELINE)));
+	_Atomic int64_t next_upkeep_ms;
+
+	pthread_mutex_t mu __attribute__((aligned(PQPOOL__CACHELINE)));
+	pqpool__waiter *whead, *wtail;   /* FIFO of waiters */
+	int nwaiting;
+	int nopen;                       /* slots not EMPTY */
+	bool closed;                     /* under mu; mirrored in CLOSED_BIT */
+	bool zombie;                     /* close gave up; free on last release */
+	pthread_cond_t drained;          /* signalled when a slot goes EMPTY */
+
+	/* rare-path statistics */
+	pthread_mutex_t stats_mu;
+	uint64_t acquire_timeouts, acquire_errors, opened, connect_failures;
+	uint64_t closed_by[PQPOOL_CLOSE_REASONS];
+	uint64_t query_timeouts, rollbacks, retries, lease_warnings;
+	uint64_t slow_acquires;          /* acquires that took the locked path */
+	pqpool_hist wait_slow;           /* their waits */
+	pqpool_hist connect;
+	char err_class[PQPOOL_ERROR_CLASSES][8];
+	uint64_t err_count[PQPOOL_ERROR_CLASSES];
+
+	/* health probe sharing */
+	pthread_mutex_t health_mu;
+	pthread_cond_t health_cv;
+	bool health_running;
+	uint64_t health_gen;
+	pqpool_health health_last;
+};
+
+/* pool.c */
+void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pqpool__count_error(struct pqpool *p, const char *sqlstate);
+void pqpool__hist_add(pqpool_hist *h, int64_t ns);
+
+/* conn.c: opening connections */
+/* Opens n connections in parallel, each within deadline_ns (monotonic).
+ * out[i] is an open PGconn or NULL; err gets the first failure's message
+ * (scrubbed). Returns how many opened. No locks held. */
+int pqpool__connect_many(struct pqpool *p, int n, PGconn **out,
+                         int64_t deadline_ns, char *err, size_t errlen);
+/* Cheap liveness check of an idle connection: no round trip unless the
+ * server sent something. Returns true when it looks usable. */
+bool pqpool__conn_alive(PGconn *pg);
+/* Waits for results of a sent command until deadline_ns; cancels past it.
+ * Used by pqpool_exec and the release rollback. */
+int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns,
+                        PGresult **res, const char *what);
+
+/* health.c, retry.c need nothing more than the public API and these. */
+
+#endif /* PQPOOL_INTERNAL_H */

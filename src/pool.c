@@ -1,0 +1,2 @@
+/* pool.c — placeholder */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* render.c — placeholder */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* retry.c — placeholder */
+#include "internal.h"

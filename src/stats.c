@@ -1,0 +1,2 @@
+/* stats.c — placeholder */
+#include "internal.h"

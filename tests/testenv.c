@@ -1,0 +1,108 @@
+/* testenv.c — access to the fixture's throwaway cluster for the tests. */
+#include "testenv.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAXKEYS 32
+static char keys[MAXKEYS][700];
+static char vals[MAXKEYS][700];
+static int nkeys = -1;
+
+static void load(void)
+{
+	const char *path = getenv("PQPOOL_TEST_ENV");
+	char line[700];
+	FILE *f;
+	if (nkeys >= 0)
+		return;
+	nkeys = 0;
+	if (!path || !(f = fopen(path, "r"))) {
+		fail_msg("PQPOOL_TEST_ENV (%s) unreadable: run through ctest, which "
+		         "starts the cluster fixture", path ? path : "unset");
+		return;
+	}
+	while (fgets(line, sizeof line, f) && nkeys < MAXKEYS) {
+		char *eq = strchr(line, '=');
+		size_t n = strcspn(line, "\n");
+		line[n] = '\0';
+		if (!eq)
+			continue;
+		*eq = '\0';
+		snprintf(keys[nkeys], sizeof keys[0], "%s", line);
+		snprintf(vals[nkeys], sizeof vals[0], "%s", eq + 1);
+		nkeys++;
+	}
+	fclose(f);
+}
+
+const char *testenv_get(const char *key)
+{
+	load();
+	for (int i = 0; i < nkeys; i++)
+		if (strcmp(keys[i], key) == 0)
+			return vals[i];
+	return NULL;
+}
+
+const char *testenv_url(void)
+{
+	const char *u = testenv_get("DATABASE_URL");
+	if (!u)
+		fail_msg("fixture env has no DATABASE_URL");
+	return u;
+}
+
+const char *testenv_admin(const char *fmt, ...)
+{
+	static char out[1024];
+	char sql[4096];
+	va_list ap;
+	PGconn *c;
+	PGresult *r;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	c = PQconnectdb(testenv_get("PQPOOL_TEST_ADMIN"));
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("admin connect: %s", PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("admin SQL failed: %s: %s", sql, PQerrorMessage(c));
+	out[0] = '\0';
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return out;
+}
+
+int testenv_pgctl(const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "'%s' ctl '%s' %s >/dev/null 2>&1",
+	         testenv_get("PQPOOL_TEST_CLUSTER"), testenv_get("PQPOOL_TEST_PGDATA"), args);
+	return system(cmd);
+}
+
+void testenv_config(pqpool_config *cfg)
+{
+	pqpool_config_init(cfg);
+	cfg->conninfo = testenv_url();
+}
+
+int64_t testenv_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void testenv_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}

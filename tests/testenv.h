@@ -1,0 +1,40 @@
+/* testenv.h — helpers shared by the tests: the fixture's cluster, admin SQL,
+ * and assertions that print both values. */
+#ifndef PQPOOL_TESTENV_H
+#define PQPOOL_TESTENV_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pqpool.h"
+
+/* Value of KEY from the fixture's env file (PQPOOL_TEST_ENV), or NULL.
+ * Static storage. Fails the test when the file is missing. */
+const char *testenv_get(const char *key);
+/* The fixture's DATABASE_URL. */
+const char *testenv_url(void);
+/* Runs SQL as the superuser over the Unix socket; returns the first
+ * column of the first row (static buffer) or "" ; fails the test on error. */
+const char *testenv_admin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs "pgcluster.sh ctl <datadir> <args>" (e.g. "restart -m fast -w");
+ * returns the exit status. */
+int testenv_pgctl(const char *args);
+/* A config for the test cluster: defaults, conninfo = the fixture URL. */
+void testenv_config(pqpool_config *cfg);
+/* Monotonic ms. */
+int64_t testenv_now_ms(void);
+void testenv_sleep_ms(int ms);
+
+#define assert_status(expected, actual)                                        \
+	do {                                                                       \
+		int a_ = (actual), e_ = (expected);                                    \
+		if (a_ != e_)                                                          \
+			fail_msg("status %d (%s) != expected %d (%s): %s", a_,             \
+			         pqpool_strstatus(a_), e_, pqpool_strstatus(e_),           \
+			         pqpool_errmsg());                                         \
+	} while (0)
+
+#endif
