@@ -44,7 +44,7 @@ install: build
 	cmake --install $(BUILD)
 
 bench: build
-	$(BUILD)/bench_overhead
+	$(BUILD)/bench/bench_overhead
 
 format:
 	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c

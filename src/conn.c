@@ -1,2 +1,172 @@
-/* conn.c — placeholder */
+/* conn.c — one libpq connection: non-blocking connect with the pool's own
+ * deadline, and a liveness check that costs no round trip. */
 #include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Server notices (and the FATAL a backend sends before it is terminated)
+ * would go to stderr through libpq's default processor; route them to the
+ * host's log instead. */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+	struct pqpool *p = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char msg[PQPOOL__ERRLEN];
+	pqpool_log_level lvl = PQPOOL_LOG_DEBUG;
+	if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+		lvl = PQPOOL_LOG_WARN;
+	else if (sev && strcmp(sev, "WARNING") == 0)
+		lvl = PQPOOL_LOG_INFO;
+	pqpool__trim_msg(PQresultErrorMessage(res), msg, sizeof msg);
+	pqpool__log(p, lvl, "server: %s", msg);
+}
+
+static int ms_until(int64_t deadline_ns)
+{
+	int64_t left = deadline_ns - pqpool__now_ns();
+	if (left <= 0)
+		return 0;
+	left = (left + 999999) / 1000000;
+	return left > 1000000 ? 1000000 : (int)left;
+}
+
+/* libpq's connect_timeout is applied only by its blocking PQconnectdb; with
+ * PQconnectStartParams/PQconnectPoll the deadline is ours to keep, which is
+ * what lets one DB_CONNECTION_TIMEOUT bound the whole of an acquire. Several
+ * connections are driven together so that warming a pool of N costs one
+ * connection time, not N. */
+int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline_ns,
+                         char *err, size_t errlen)
+{
+	struct pollfd stackfds[8];
+	PostgresPollingStatusType stackst[8];
+	struct pollfd *fds = stackfds;
+	PostgresPollingStatusType *st = stackst;
+	int pending = 0, opened = 0;
+	bool timed_out = false;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (n > 8) {
+		fds = calloc((size_t)n, sizeof *fds);
+		st = calloc((size_t)n, sizeof *st);
+		if (!fds || !st) {
+			free(fds);
+			free(st);
+			for (int i = 0; i < n; i++)
+				out[i] = NULL;
+			if (err)
+				snprintf(err, errlen, "out of memory");
+			return 0;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		out[i] = PQconnectStartParams(p->params.keywords, p->params.values, 0);
+		if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) {
+			if (err && !err[0])
+				pqpool__trim_msg(out[i] ? PQerrorMessage(out[i]) : "out of memory",
+				                 err, errlen);
+			PQfinish(out[i]);
+			out[i] = NULL;
+			st[i] = PGRES_POLLING_FAILED;
+			continue;
+		}
+		/* the documented first state: wait until writable */
+		st[i] = PGRES_POLLING_WRITING;
+		pending++;
+	}
+
+	while (pending > 0) {
+		int nfd = 0, timeout = ms_until(deadline_ns), r;
+		if (timeout == 0) {
+			timed_out = true;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!out[i] || st[i] == PGRES_POLLING_OK || st[i] == PGRES_POLLING_FAILED)
+				continue;
+			fds[nfd].fd = PQsocket(out[i]);
+			fds[nfd].events = st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+			fds[nfd].revents = 0;
+			nfd++;
+		}
+		r = poll(fds, (nfds_t)nfd, timeout);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0)
+			continue;
+		nfd = 0;
+		for (int i = 0; i < n; i++) {
+			if (!out[i] || st[i] == PGRES_POLLING_OK || st[i] == PGRES_POLLING_FAILED)
+				continue;
+			if (fds[nfd++].revents == 0)
+				continue;
+			st[i] = PQconnectPoll(out[i]);
+			if (st[i] == PGRES_POLLING_OK) {
+				pending--;
+				opened++;
+			} else if (st[i] == PGRES_POLLING_FAILED) {
+				if (err && !err[0])
+					pqpool__trim_msg(PQerrorMessage(out[i]), err, errlen);
+				PQfinish(out[i]);
+				out[i] = NULL;
+				pending--;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (out[i] && st[i] != PGRES_POLLING_OK) {
+			PQfinish(out[i]);
+			out[i] = NULL;
+		}
+		if (out[i])
+			PQsetNoticeReceiver(out[i], notice_receiver, p);
+	}
+	if (timed_out && err && !err[0])
+		snprintf(err, errlen, "timed out after %d ms", p->cfg.connection_timeout_ms);
+	if (err)
+		pqpool__scrub(err, p->secret);
+	if (fds != stackfds) {
+		free(fds);
+		free(st);
+	}
+	return opened;
+}
+
+/* A server that closed the connection (restart, pg_terminate_backend, idle
+ * timeout) leaves the socket readable: the FATAL message and EOF are already
+ * there. An idle connection that is not readable is as alive as a round trip
+ * could tell, short of the network having vanished, which the query deadline
+ * and TCP keepalives cover. */
+bool pqpool__conn_alive(PGconn *pg)
+{
+	struct pollfd pfd;
+	if (PQstatus(pg) != CONNECTION_OK || PQsocket(pg) < 0)
+		return false;
+	pfd.fd = PQsocket(pg);
+	pfd.events = POLLIN;
+	for (int i = 0; i < 4; i++) {
+		int r;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, 0);
+		if (r == 0)
+			return true;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		if (pfd.revents & (POLLERR | POLLNVAL))
+			return false;
+		/* Something arrived while idle: a notice, a notification, or the
+		 * server's goodbye followed by EOF. Let libpq read it; EOF makes
+		 * PQconsumeInput fail. */
+		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
+			return false;
+	}
+	return PQstatus(pg) == CONNECTION_OK;
+}

@@ -1,2 +1,246 @@
-/* exec.c — placeholder */
+/* exec.c — running a statement on a lease with a client-side deadline,
+ * cancelling it past the deadline, and recording the outcome. */
 #include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+/* How long a cancelled query gets, by default, to report back before the
+ * connection is given up as unusable. */
+#define CANCEL_GRACE_MS PQPOOL__CANCEL_GRACE_MS
+
+static int wait_readable(PGconn *pg, int64_t deadline_ns)
+{
+	struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+	for (;;) {
+		int64_t left = deadline_ns - pqpool__now_ns();
+		int r, ms;
+		if (left <= 0)
+			return 0;
+		ms = left > (int64_t)1000000 * 1000000 ? 1000000 : (int)((left + 999999) / 1000000);
+		r = poll(&pfd, 1, ms);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* Sends a cancel request for the lease's running query. The cancel object
+ * is taken with an exchange so that pqpool_close(), which may cancel the
+ * queries of leases still out, never frees it under us. */
+static void cancel_query(struct pqpool_conn *c)
+{
+	char buf[256];
+	PGcancel *cn = atomic_exchange(&c->cancel, NULL);
+	if (!cn)
+		return;
+	if (!PQcancel(cn, buf, sizeof buf))
+		pqpool__log(c->pool, PQPOOL_LOG_WARN, "cancel request failed: %s", buf);
+	cn = atomic_exchange(&c->cancel, cn);
+	if (cn) /* cannot happen: only the holder puts it back */
+		PQfreeCancel(cn);
+}
+
+static int conn_lost(struct pqpool_conn *c, const char *what, const char *sqlstate)
+{
+	char msg[PQPOOL__ERRLEN];
+	c->broken = true;
+	pqpool__trim_msg(PQerrorMessage(c->pg), msg, sizeof msg);
+	if (!msg[0])
+		snprintf(msg, sizeof msg, "connection lost");
+	return pqpool__fail_code(PQPOOL_ECONNLOST, sqlstate, "%s: %s", what, msg);
+}
+
+int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms,
+                        PGresult **res, const char *what)
+{
+	PGconn *pg = c->pg;
+	PGresult *last = NULL, *r;
+	bool cancelled = false, tls = PQsslInUse(pg);
+	int64_t t0 = pqpool__now_ns();
+	int status = PQPOOL_OK;
+
+	for (;;) {
+		while (PQisBusy(pg)) {
+			int w;
+			/* TLS may hold decrypted bytes the socket no longer shows */
+			if (tls) {
+				if (!PQconsumeInput(pg))
+					goto lost;
+				if (!PQisBusy(pg))
+					break;
+			}
+			w = wait_readable(pg, deadline_ns);
+			if (w == 0) {
+				if (!cancelled)
+					cancel_query(c);
+				if (cancelled || grace_ms <= 0) {
+					c->broken = true;
+					PQclear(last);
+					return pqpool__fail(PQPOOL_ETIMEDOUT,
+					                    "%s: timed out after %lld ms; cancelled, "
+					                    "connection closed",
+					                    what, (long long)((pqpool__now_ns() - t0) / 1000000));
+				}
+				cancelled = true;
+				deadline_ns = pqpool__now_ns() + (int64_t)grace_ms * 1000000;
+				continue;
+			}
+			if (w < 0 || !PQconsumeInput(pg))
+				goto lost;
+		}
+		r = PQgetResult(pg);
+		if (!r)
+			break;
+		switch (PQresultStatus(r)) {
+		case PGRES_COPY_IN:
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			/* COPY needs the caller's own libpq loop; the connection is
+			 * now mid-protocol and cannot be reused. */
+			PQclear(r);
+			PQclear(last);
+			c->broken = true;
+			return pqpool__fail(PQPOOL_EINVAL,
+			                    "%s: COPY is not supported here; use libpq on "
+			                    "pqpool_conn_pg()",
+			                    what);
+		default:
+			/* like PQexec: the last result wins, but an error is kept */
+			if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+				PQclear(r);
+			} else {
+				PQclear(last);
+				last = r;
+			}
+		}
+	}
+
+	if (!last) {
+		if (PQstatus(pg) == CONNECTION_BAD)
+			goto lost;
+		return pqpool__fail(PQPOOL_EINVAL, "%s: no result", what);
+	}
+	switch (PQresultStatus(last)) {
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+	case PGRES_SINGLE_TUPLE:
+		break;
+	case PGRES_EMPTY_QUERY:
+		status = pqpool__fail(PQPOOL_EINVAL, "%s: empty query", what);
+		break;
+	default: {
+		const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+		char msg[PQPOOL__ERRLEN];
+		if (PQstatus(pg) == CONNECTION_BAD) {
+			status = conn_lost(c, what, state);
+			break;
+		}
+		if (cancelled && state && strcmp(state, "57014") == 0) {
+			status = pqpool__fail_code(PQPOOL_ETIMEDOUT, state,
+			                           "%s: cancelled after %lld ms (DB_QUERY_TIMEOUT)",
+			                           what, (long long)((pqpool__now_ns() - t0) / 1000000));
+			break;
+		}
+		pqpool__trim_msg(PQresultErrorMessage(last), msg, sizeof msg);
+		status = pqpool__fail_code(PQPOOL_EQUERY, state, "%s: %s", what, msg);
+	}
+	}
+	if (status != PQPOOL_OK) {
+		PQclear(last);
+		return status;
+	}
+	if (res)
+		*res = last;
+	else
+		PQclear(last);
+	return PQPOOL_OK;
+
+lost:
+	PQclear(last);
+	return conn_lost(c, what, NULL);
+}
+
+static void note_failure(struct pqpool_conn *c, int status)
+{
+	const char *code = pqpool_errcode();
+	c->last_status = status;
+	snprintf(c->last_sqlstate, sizeof c->last_sqlstate, "%s", code);
+	if (status == PQPOOL_ETIMEDOUT) {
+		pthread_mutex_lock(&c->pool->stats_mu);
+		c->pool->query_timeouts++;
+		pthread_mutex_unlock(&c->pool->stats_mu);
+	}
+	pqpool__count_error(c->pool, code[0] ? code : NULL);
+}
+
+int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
+                 const char *const *params, PGresult **res, int64_t deadline_ns,
+                 int grace_ms)
+{
+	int64_t t0 = pqpool__now_ns(), t1;
+	int status;
+	PGresult *r = NULL;
+
+	if (res)
+		*res = NULL;
+	if (!c || !sql || nparams < 0 || (nparams > 0 && !params))
+		return pqpool__fail(PQPOOL_EINVAL, "exec: NULL lease, SQL or parameters");
+	if (deadline_ns == 0) {
+		int qt = c->pool->cfg.query_timeout_ms;
+		deadline_ns = qt > 0 ? t0 + (int64_t)qt * 1000000 : INT64_MAX;
+	}
+	/* text parameters, text results; the unnamed statement of the extended
+	 * protocol, as PQexecParams uses */
+	if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
+		if (PQstatus(c->pg) == CONNECTION_BAD)
+			status = conn_lost(c, "query", NULL);
+		else {
+			char msg[PQPOOL__ERRLEN];
+			pqpool__trim_msg(PQerrorMessage(c->pg), msg, sizeof msg);
+			status = pqpool__fail(PQPOOL_EINVAL, "query: %s", msg);
+		}
+	} else {
+		status = pqpool__wait_result(c, deadline_ns, grace_ms, &r, "query");
+	}
+	t1 = pqpool__now_ns();
+	pqpool__qstats_add(&c->q, t1, t1 - t0, status != PQPOOL_OK);
+	if (status != PQPOOL_OK) {
+		note_failure(c, status);
+		return status;
+	}
+	if (res)
+		*res = r;
+	else
+		PQclear(r);
+	pqpool__ok();
+	return PQPOOL_OK;
+}
+
+int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
+                const char *const *params, PGresult **res)
+{
+	return pqpool__exec(conn, sql, nparams, params, res, 0, CANCEL_GRACE_MS);
+}
+
+int pqpool_conn_fail(pqpool_conn *c, const PGresult *res)
+{
+	char msg[PQPOOL__ERRLEN];
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	int status;
+	if (!c)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_conn_fail: NULL lease");
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		status = conn_lost(c, "query", state);
+	} else {
+		pqpool__trim_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), msg,
+		                 sizeof msg);
+		status = pqpool__fail_code(PQPOOL_EQUERY, state, "query: %s",
+		                           msg[0] ? msg : "failed");
+	}
+	note_failure(c, status);
+	return status;
+}

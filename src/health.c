@@ -1,2 +1,91 @@
-/* health.c — placeholder */
+/* health.c — the health probe: the health query through the pool, timed on
+ * the monotonic clock, judged healthy / degraded / unhealthy, and shared by
+ * concurrent callers so that a burst of checks costs one query. */
 #include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void probe(struct pqpool *p, pqpool_health *h)
+{
+	int64_t t0 = pqpool__now_ns();
+	int64_t deadline = t0 + (int64_t)p->cfg.connection_timeout_ms * 1000000;
+	int64_t qdeadline = deadline;
+	pqpool_conn *c = NULL;
+	pqpool_stats st;
+	int rc;
+
+	memset(h, 0, sizeof *h);
+	rc = pqpool__acquire_until(p, deadline, &c, __FILE__, __LINE__);
+	if (rc == PQPOOL_OK) {
+		/* the query deadline is the earlier of the probe's and the query's */
+		if (p->cfg.query_timeout_ms > 0 &&
+		    pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000 < qdeadline)
+			qdeadline = pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000;
+		/* no grace past the deadline: a probe must answer in time */
+		rc = pqpool__exec(c, p->health_query, 0, NULL, NULL, qdeadline, 0);
+		pqpool_release(c);
+	}
+	h->response_ms = (double)(pqpool__now_ns() - t0) / 1e6;
+	h->checked_at_ms = pqpool__wall_ms();
+	if (rc != PQPOOL_OK) {
+		h->status = PQPOOL_UNHEALTHY;
+		snprintf(h->error, sizeof h->error, "%s", pqpool_errmsg());
+	}
+	pqpool_stats_get(p, &st);
+	h->connection_count = st.total;
+	if (rc != PQPOOL_OK)
+		return;
+	if (h->response_ms > p->cfg.health_slow_ms) {
+		h->status = PQPOOL_DEGRADED;
+		snprintf(h->error, sizeof h->error, "slow: the probe took %.1f ms (DB_HEALTH_SLOW=%d)",
+		         h->response_ms, p->cfg.health_slow_ms);
+	} else if (st.waiting > 0) {
+		h->status = PQPOOL_DEGRADED;
+		snprintf(h->error, sizeof h->error,
+		         "saturated: %d caller(s) waiting for a connection", st.waiting);
+	} else if (st.error_rate >= 5.0) {
+		h->status = PQPOOL_DEGRADED;
+		snprintf(h->error, sizeof h->error, "errors: %.1f %% of queries failed in the last %.0f s",
+		         st.error_rate, st.window_s);
+	} else {
+		h->status = PQPOOL_HEALTHY;
+	}
+}
+
+int pqpool_check_health(pqpool *p, pqpool_health *out)
+{
+	uint64_t gen;
+	if (!p || !out)
+		return pqpool__fail(PQPOOL_EINVAL, "health: NULL pool or out");
+	if (!p->cfg.health_share) {
+		probe(p, out);
+		pqpool__ok();
+		return PQPOOL_OK;
+	}
+	pthread_mutex_lock(&p->health_mu);
+	if (p->health_running) {
+		/* a probe is in flight: its result is as fresh as ours would be.
+		 * It is bounded by the connection timeout, so this wait is too. */
+		gen = p->health_gen;
+		while (p->health_gen == gen)
+			pthread_cond_wait(&p->health_cv, &p->health_mu);
+		*out = p->health_last;
+		pthread_mutex_unlock(&p->health_mu);
+		pqpool__ok();
+		return PQPOOL_OK;
+	}
+	p->health_running = true;
+	pthread_mutex_unlock(&p->health_mu);
+
+	probe(p, out);
+
+	pthread_mutex_lock(&p->health_mu);
+	p->health_last = *out;
+	p->health_running = false;
+	p->health_gen++;
+	pthread_cond_broadcast(&p->health_cv);
+	pthread_mutex_unlock(&p->health_mu);
+	pqpool__ok();
+	return PQPOOL_OK;
+}

@@ -108,8 +108,10 @@ struct pqpool_conn {
 	int index;
 	struct pqpool *pool;
 	PGconn *pg;
-	PGcancel *cancel;
+	PGcancel *_Atomic cancel;        /* exchanged, never read plainly */
+	struct pqpool_conn *next;        /* on a to-close list, while owned */
 	int64_t created_ms;              /* coarse monotonic */
+	int64_t checked_ms;              /* last liveness check that passed */
 	int64_t expires_ms;              /* lifetime end, with jitter; 0 = never */
 	_Atomic int64_t released_ms;     /* coarse monotonic, last release */
 	_Atomic int64_t acquired_ms;     /* coarse monotonic, current lease */
@@ -141,6 +143,7 @@ struct pqpool {
 	pqpool_config cfg;               /* copy; strings point into own storage */
 	char *health_query;
 	pqpool__params params;
+	const char *secret;              /* the password, for scrubbing */
 	struct pqpool_conn *slots;       /* cfg.pool_max of them */
 	int nslots;
 	uint64_t id;                     /* unique per pool, for thread hints */
@@ -151,6 +154,10 @@ struct pqpool {
 	 * Non-zero sends acquire and release down the locked path. */
 	_Atomic uint32_t contend __attribute__((aligned(PQPOOL__CACHELINE)));
 	_Atomic int64_t next_upkeep_ms;
+	/* When a connection was last found broken: connections older than that
+	 * are checked before their next use, since whatever broke one (a server
+	 * restart, a network cut) likely broke them all. */
+	_Atomic int64_t broken_at_ms;
 
 	pthread_mutex_t mu __attribute__((aligned(PQPOOL__CACHELINE)));
 	pqpool__waiter *whead, *wtail;   /* FIFO of waiters */
@@ -182,7 +189,9 @@ struct pqpool {
 /* pool.c */
 void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* stats.c */
 void pqpool__count_error(struct pqpool *p, const char *sqlstate);
+/* render.c */
 void pqpool__hist_add(pqpool_hist *h, int64_t ns);
 
 /* conn.c: opening connections */
@@ -196,9 +205,19 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out,
 bool pqpool__conn_alive(PGconn *pg);
 /* Waits for results of a sent command until deadline_ns; cancels past it.
  * Used by pqpool_exec and the release rollback. */
-int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns,
+int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms,
                         PGresult **res, const char *what);
 
-/* health.c, retry.c need nothing more than the public API and these. */
+/* exec.c: pqpool_exec with an explicit deadline (0 = query_timeout_ms) and
+ * grace: how long a cancelled query gets to answer before the connection is
+ * given up (0 = at once, for callers whose deadline is hard). */
+#define PQPOOL__CANCEL_GRACE_MS 2000
+int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
+                 const char *const *params, PGresult **res, int64_t deadline_ns,
+                 int grace_ms);
+
+/* pool.c: acquire with a deadline in ns (for the health probe). */
+int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool_conn **out,
+                          const char *file, int line);
 
 #endif /* PQPOOL_INTERNAL_H */

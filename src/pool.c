@@ -1,2 +1,889 @@
-/* pool.c — placeholder */
+/* pool.c — open, acquire, release and close: the lease path and its waiters.
+ *
+ * The lease path takes no lock while nobody waits: a slot's state is claimed
+ * by compare-and-swap, trying first the slot this thread released last (it is
+ * likely still in this core's cache, and it is this thread's most recently
+ * used connection), then the lowest-numbered idle slot, which keeps the work
+ * on few connections so that the others go idle and are reaped. Once a caller
+ * has to wait, it queues FIFO under the lock and sleeps on its own event; a
+ * release then hands its connection straight to the oldest waiter, and new
+ * callers queue behind (no barging). The pool's `contend` word (waiters +
+ * closed bit) is what sends both sides down the locked path; the store of a
+ * slot's IDLE state and the waiter's increment of `contend` are both
+ * sequentially consistent, so a release and a new waiter cannot miss each
+ * other. */
 #include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static _Atomic uint64_t next_pool_id = 1;
+
+/* The slot this thread released last, and in which pool. */
+static __thread struct {
+	uint64_t pool_id;
+	int slot;
+} tl_hint;
+
+/* Work decided under the lock and done after it: waiters to wake and
+ * connections to close (no I/O, no futex call under the lock). */
+typedef struct pending {
+	pqpool__waiter *wake;
+	struct pqpool_conn *close;
+	pqpool_close_reason reason;
+} pending;
+
+static void close_slot(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why);
+
+void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	if (!p->cfg.log_fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	pqpool__scrub(buf, p->secret);
+	p->cfg.log_fn(p->cfg.log_arg, lvl, buf);
+}
+
+/* ---- slots ---- */
+
+static struct pqpool_conn *take_idle(struct pqpool *p, bool use_hint)
+{
+	if (use_hint && tl_hint.pool_id == p->id) {
+		struct pqpool_conn *s = &p->slots[tl_hint.slot];
+		int idle = SLOT_IDLE;
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_IDLE &&
+		    atomic_compare_exchange_strong(&s->state, &idle, SLOT_BUSY))
+			return s;
+	}
+	for (int i = 0; i < p->nslots; i++) {
+		struct pqpool_conn *s = &p->slots[i];
+		int idle = SLOT_IDLE;
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_IDLE &&
+		    atomic_compare_exchange_strong(&s->state, &idle, SLOT_BUSY))
+			return s;
+	}
+	return NULL;
+}
+
+/* Claims free capacity: an EMPTY slot becomes OPENING. Under p->mu. */
+static struct pqpool_conn *claim_empty_locked(struct pqpool *p)
+{
+	if (p->nopen >= p->nslots)
+		return NULL;
+	for (int i = 0; i < p->nslots; i++) {
+		struct pqpool_conn *s = &p->slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_EMPTY) {
+			atomic_store(&s->state, SLOT_OPENING);
+			p->nopen++;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static void grant_locked(struct pqpool *p, pending *pd, enum grant_kind kind,
+                         struct pqpool_conn *s)
+{
+	pqpool__waiter *w = p->whead;
+	p->whead = w->next;
+	if (!p->whead)
+		p->wtail = NULL;
+	p->nwaiting--;
+	atomic_fetch_sub(&p->contend, 1);
+	w->kind = kind;
+	w->slot = s;
+	w->next = pd->wake;
+	pd->wake = w;
+}
+
+/* Serves waiters, oldest first, from idle connections or free capacity;
+ * once closed, wakes them all with GRANT_CLOSED and collects idle
+ * connections for closing. Under p->mu. */
+static void dispatch_locked(struct pqpool *p, pending *pd)
+{
+	if (p->closed) {
+		struct pqpool_conn *s;
+		while (p->whead)
+			grant_locked(p, pd, GRANT_CLOSED, NULL);
+		while ((s = take_idle(p, false)) != NULL) {
+			s->next = pd->close;
+			pd->close = s;
+			pd->reason = PQPOOL_CLOSE_POOL_CLOSED;
+		}
+		return;
+	}
+	while (p->whead) {
+		struct pqpool_conn *s = take_idle(p, false);
+		if (s) {
+			grant_locked(p, pd, GRANT_SLOT, s);
+			continue;
+		}
+		s = claim_empty_locked(p);
+		if (!s)
+			break;
+		grant_locked(p, pd, GRANT_CAPACITY, s);
+	}
+}
+
+static void close_list(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why)
+{
+	while (s) {
+		struct pqpool_conn *next = s->next;
+		close_slot(p, s, why);
+		s = next;
+	}
+}
+
+static void finish_pending(struct pqpool *p, pending *pd)
+{
+	pqpool__waiter *w = pd->wake;
+	while (w) {
+		/* read next first: once set, the waiter may return and its stack
+		 * frame, where w lives, is gone */
+		pqpool__waiter *next = w->next;
+		pqpool__event_set(&w->ev);
+		w = next;
+	}
+	close_list(p, pd->close, pd->reason);
+	pd->wake = NULL;
+	pd->close = NULL;
+}
+
+static void pool_free(struct pqpool *p)
+{
+	pqpool__params_free(&p->params);
+	free(p->health_query);
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->stats_mu);
+	pthread_mutex_destroy(&p->health_mu);
+	pthread_cond_destroy(&p->drained);
+	pthread_cond_destroy(&p->health_cv);
+	free(p->slots);
+	free(p);
+}
+
+/* Slot goes EMPTY after its connection was closed (or never opened). */
+static void slot_emptied(struct pqpool *p, struct pqpool_conn *s)
+{
+	pending pd = {0};
+	bool free_it;
+	pthread_mutex_lock(&p->mu);
+	atomic_store(&s->state, SLOT_EMPTY);
+	p->nopen--;
+	dispatch_locked(p, &pd);
+	if (p->closed)
+		pthread_cond_broadcast(&p->drained);
+	free_it = p->zombie && p->nopen == 0;
+	pthread_mutex_unlock(&p->mu);
+	finish_pending(p, &pd);
+	if (free_it)
+		pool_free(p);
+}
+
+/* Closes an owned slot's connection (BUSY, or OPENING with a connection).
+ * The connection is detached under the lock, so that pqpool_close() never
+ * looks at a PGconn being freed, and finished outside it. */
+static void close_slot(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why)
+{
+	PGconn *pg;
+	PGcancel *cn;
+	pthread_mutex_lock(&p->mu);
+	pg = s->pg;
+	s->pg = NULL;
+	pthread_mutex_unlock(&p->mu);
+	cn = atomic_exchange(&s->cancel, NULL);
+	PQfreeCancel(cn);
+	PQfinish(pg);
+	if (why == PQPOOL_CLOSE_BROKEN)
+		atomic_store_explicit(&p->broken_at_ms, pqpool__now_coarse_ms(),
+		                      memory_order_relaxed);
+	pthread_mutex_lock(&p->stats_mu);
+	p->closed_by[why]++;
+	pthread_mutex_unlock(&p->stats_mu);
+	slot_emptied(p, s);
+}
+
+static void slot_attach(struct pqpool *p, struct pqpool_conn *s, PGconn *pg, int64_t now)
+{
+	int life = p->cfg.max_lifetime_ms;
+	s->pg = pg;
+	atomic_store(&s->cancel, PQgetCancel(pg));
+	s->created_ms = now;
+	s->checked_ms = now;
+	s->expires_ms = 0;
+	if (life > 0) {
+		/* up to 10 % shorter, at random, so that connections opened together
+		 * do not all reconnect together */
+		int64_t jitter = life / 10 > 0 ? (int64_t)(pqpool__rand64() % (uint64_t)(life / 10 + 1)) : 0;
+		s->expires_ms = now + life - jitter;
+	}
+	s->broken = false;
+	atomic_store_explicit(&s->released_ms, now, memory_order_relaxed);
+	pthread_mutex_lock(&p->stats_mu);
+	p->opened++;
+	pthread_mutex_unlock(&p->stats_mu);
+}
+
+/* Makes an owned slot available: to the oldest waiter if any, else IDLE.
+ * Returns false when the pool was closing and the connection was closed
+ * instead (the pool may then be gone). */
+static bool publish(struct pqpool *p, struct pqpool_conn *s)
+{
+	if (atomic_load(&p->contend) != 0) {
+		pending pd = {0};
+		bool handed = false, closed;
+		pthread_mutex_lock(&p->mu);
+		closed = p->closed;
+		if (!closed && p->whead) {
+			grant_locked(p, &pd, GRANT_SLOT, s);
+			handed = true;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (closed) {
+			close_slot(p, s, PQPOOL_CLOSE_POOL_CLOSED);
+			return false;
+		}
+		if (handed) {
+			finish_pending(p, &pd);
+			return true;
+		}
+	}
+	atomic_store(&s->state, SLOT_IDLE);
+	/* a caller may have queued between our first look and the store */
+	if (atomic_load(&p->contend) != 0) {
+		pending pd = {0};
+		pthread_mutex_lock(&p->mu);
+		dispatch_locked(p, &pd);
+		pthread_mutex_unlock(&p->mu);
+		finish_pending(p, &pd);
+	}
+	return true;
+}
+
+/* Opens connections into claimed OPENING slots; publishes those that open,
+ * empties the others. Returns how many opened. */
+static int open_into(struct pqpool *p, struct pqpool_conn **slots, int n, bool lease,
+                     int64_t deadline_ns, char *err, size_t errlen)
+{
+	PGconn *stackpg[8], **pgs = stackpg;
+	int64_t t0 = pqpool__now_ns(), now;
+	int opened;
+	if (n > 8 && !(pgs = calloc((size_t)n, sizeof *pgs))) {
+		for (int i = 0; i < n; i++)
+			slot_emptied(p, slots[i]);
+		snprintf(err, errlen, "out of memory");
+		return 0;
+	}
+	opened = pqpool__connect_many(p, n, pgs, deadline_ns, err, errlen);
+	now = pqpool__now_coarse_ms();
+	pthread_mutex_lock(&p->stats_mu);
+	for (int i = 0; i < n; i++) {
+		if (pgs[i])
+			pqpool__hist_add(&p->connect, pqpool__now_ns() - t0);
+		else
+			p->connect_failures++;
+	}
+	pthread_mutex_unlock(&p->stats_mu);
+	for (int i = 0; i < n; i++) {
+		if (!pgs[i]) {
+			slot_emptied(p, slots[i]);
+			continue;
+		}
+		slot_attach(p, slots[i], pgs[i], now);
+		if (lease)
+			atomic_store(&slots[i]->state, SLOT_BUSY);
+		else
+			publish(p, slots[i]);
+	}
+	if (pgs != stackpg)
+		free(pgs);
+	return opened;
+}
+
+/* ---- lifecycle ---- */
+
+int pqpool_open(const pqpool_config *cfg_in, pqpool **out)
+{
+	pqpool_config defaults;
+	struct pqpool *p;
+	char err[PQPOOL__ERRLEN];
+	pthread_condattr_t ca;
+	size_t sz;
+	int st;
+
+	if (!out)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_open: out is NULL");
+	*out = NULL;
+	if (!cfg_in) {
+		pqpool_config_init(&defaults);
+		cfg_in = &defaults;
+	}
+	if (pqpool_config_validate(cfg_in, err, sizeof err) != PQPOOL_OK)
+		return pqpool__fail(PQPOOL_EINVAL, "%s", err);
+
+	sz = (sizeof *p + PQPOOL__CACHELINE - 1) / PQPOOL__CACHELINE * PQPOOL__CACHELINE;
+	p = aligned_alloc(PQPOOL__CACHELINE, sz);
+	if (!p)
+		return pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: out of memory");
+	memset(p, 0, sizeof *p);
+	p->cfg = *cfg_in;
+	p->cfg.priv_ = NULL;
+	p->cfg.conninfo = p->cfg.ssl_mode = p->cfg.ssl_cert = p->cfg.ssl_key =
+	        p->cfg.ssl_root_cert = NULL; /* only p->params is used from here */
+	p->health_query = strdup(cfg_in->health_query ? cfg_in->health_query : "SELECT 1");
+	p->cfg.health_query = p->health_query;
+	p->nslots = cfg_in->pool_max;
+	sz = (size_t)p->nslots * sizeof *p->slots;
+	p->slots = aligned_alloc(PQPOOL__CACHELINE, sz);
+	if (!p->health_query || !p->slots) {
+		free(p->health_query);
+		free(p->slots);
+		free(p);
+		return pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: out of memory");
+	}
+	memset(p->slots, 0, sz);
+	st = pqpool__params_build(cfg_in, &p->params, err, sizeof err);
+	if (st != PQPOOL_OK) {
+		free(p->health_query);
+		free(p->slots);
+		free(p);
+		return pqpool__fail(st, "%s", err);
+	}
+	for (int i = 0; p->params.keywords[i]; i++)
+		if (strcmp(p->params.keywords[i], "password") == 0)
+			p->secret = p->params.values[i];
+	for (int i = 0; i < p->nslots; i++) {
+		p->slots[i].index = i;
+		p->slots[i].pool = p;
+		atomic_init(&p->slots[i].state, SLOT_EMPTY);
+	}
+	p->id = atomic_fetch_add(&next_pool_id, 1);
+	p->started_wall_ms = pqpool__wall_ms();
+	p->started_mono_ms = pqpool__now_coarse_ms();
+	atomic_init(&p->next_upkeep_ms, p->started_mono_ms + 1000);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->stats_mu, NULL);
+	pthread_mutex_init(&p->health_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->drained, &ca);
+	pthread_cond_init(&p->health_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	st = pqpool_maintain(p);
+	if (st == PQPOOL_OK && p->cfg.fail_fast && p->cfg.pool_min == 0) {
+		/* nothing to warm: prove the database answers with one connection */
+		pqpool_conn *c;
+		st = pqpool_acquire(p, -1, &c);
+		if (st == PQPOOL_OK)
+			pqpool_release(c);
+	}
+	if (st != PQPOOL_OK && p->cfg.fail_fast) {
+		snprintf(err, sizeof err, "%s", pqpool_errmsg());
+		pqpool_close(p, 0);
+		return pqpool__fail(PQPOOL_ECONNECT, "pqpool_open: %s", err);
+	}
+	if (st != PQPOOL_OK)
+		pqpool__log(p, PQPOOL_LOG_WARN,
+		            "pool open without connections to %s (will retry on use): %s",
+		            p->params.masked, pqpool_errmsg());
+	else
+		pqpool__log(p, PQPOOL_LOG_INFO, "pool open: %d connection(s) to %s (max %d)",
+		            p->nopen, p->params.masked, p->nslots);
+	*out = p;
+	pqpool__ok();
+	return PQPOOL_OK;
+}
+
+/* Cancels the queries of leases still out and shuts their sockets down, so
+ * that their holders' next libpq call fails fast. Under p->mu: a slot's pg
+ * is detached under the same lock before it is freed. */
+static void break_leases_locked(struct pqpool *p, PGcancel **cancels, int *ncancel)
+{
+	for (int i = 0; i < p->nslots; i++) {
+		struct pqpool_conn *s = &p->slots[i];
+		if (atomic_load(&s->state) != SLOT_BUSY || !s->pg)
+			continue;
+		cancels[(*ncancel)++] = atomic_exchange(&s->cancel, NULL);
+		if (PQsocket(s->pg) >= 0)
+			shutdown(PQsocket(s->pg), SHUT_RDWR);
+	}
+}
+
+int pqpool_close(pqpool *p, int drain_ms)
+{
+	pending pd = {0};
+	struct timespec ts;
+	int64_t deadline;
+	PGcancel **cancels;
+	int ncancel = 0, left;
+
+	if (!p)
+		return PQPOOL_OK;
+	pthread_mutex_lock(&p->mu);
+	if (p->closed) {
+		pthread_mutex_unlock(&p->mu);
+		return pqpool__fail(PQPOOL_ECLOSED, "pqpool_close: already closed");
+	}
+	p->closed = true;
+	atomic_fetch_or(&p->contend, PQPOOL__CLOSED_BIT);
+	dispatch_locked(p, &pd);
+	pthread_mutex_unlock(&p->mu);
+	finish_pending(p, &pd);
+
+	deadline = pqpool__now_ns() + (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000;
+	ts.tv_sec = deadline / 1000000000;
+	ts.tv_nsec = deadline % 1000000000;
+	pthread_mutex_lock(&p->mu);
+	while (p->nopen > 0) {
+		if (pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	if (p->nopen == 0) {
+		pthread_mutex_unlock(&p->mu);
+		pool_free(p);
+		pqpool__ok();
+		return PQPOOL_OK;
+	}
+	/* Leases still out. The pool stays allocated (a "zombie") until the
+	 * last of them comes back, so their release stays valid. */
+	cancels = calloc((size_t)p->nslots, sizeof *cancels);
+	if (cancels)
+		break_leases_locked(p, cancels, &ncancel);
+	left = p->nopen;
+	p->zombie = true;
+	pthread_mutex_unlock(&p->mu);
+	/* p may be freed from here on by the last release: touch it no more */
+	for (int i = 0; i < ncancel; i++) {
+		char buf[256];
+		if (cancels[i]) {
+			PQcancel(cancels[i], buf, sizeof buf);
+			PQfreeCancel(cancels[i]);
+		}
+	}
+	free(cancels);
+	return pqpool__fail(PQPOOL_EBUSY,
+	                    "pqpool_close: %d lease(s) still out after %d ms; their "
+	                    "connections were cancelled and shut down",
+	                    left, drain_ms);
+}
+
+/* ---- upkeep ---- */
+
+static void reap(struct pqpool *p, int64_t now)
+{
+	struct pqpool_conn *idle_victims = NULL, *old_victims = NULL;
+	struct {
+		const char *file;
+		int line;
+		int64_t held;
+	} warn[8];
+	int nwarn = 0, keep;
+	int idle_to = p->cfg.idle_timeout_ms, warn_ms = p->cfg.lease_warn_ms;
+
+	pthread_mutex_lock(&p->mu);
+	keep = p->nopen;
+	/* from the highest slot down: those are the least used */
+	for (int i = p->nslots - 1; i >= 0; i--) {
+		struct pqpool_conn *s = &p->slots[i];
+		int st = atomic_load(&s->state);
+		if (st == SLOT_IDLE) {
+			bool expired = s->expires_ms && now >= s->expires_ms;
+			bool idle = idle_to > 0 && keep > p->cfg.pool_min &&
+			            now - atomic_load_explicit(&s->released_ms, memory_order_relaxed) >=
+			                    idle_to;
+			int want = SLOT_IDLE;
+			if ((expired || idle) && !p->closed &&
+			    atomic_compare_exchange_strong(&s->state, &want, SLOT_BUSY)) {
+				struct pqpool_conn **list = expired ? &old_victims : &idle_victims;
+				s->next = *list;
+				*list = s;
+				keep--;
+			}
+		} else if (st == SLOT_BUSY && warn_ms > 0) {
+			int64_t at = atomic_load_explicit(&s->acquired_ms, memory_order_relaxed);
+			if (at > 0 && now - at >= warn_ms && !atomic_exchange(&s->warned, true) &&
+			    nwarn < 8) {
+				warn[nwarn].file = atomic_load_explicit(&s->acq_file, memory_order_relaxed);
+				warn[nwarn].line = atomic_load_explicit(&s->acq_line, memory_order_relaxed);
+				warn[nwarn].held = now - at;
+				nwarn++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (nwarn) {
+		pthread_mutex_lock(&p->stats_mu);
+		p->lease_warnings += (uint64_t)nwarn;
+		pthread_mutex_unlock(&p->stats_mu);
+	}
+	for (int i = 0; i < nwarn; i++)
+		pqpool__log(p, PQPOOL_LOG_WARN,
+		            "lease held for %lld ms (DB_LEASE_WARN=%d), acquired at %s:%d",
+		            (long long)warn[i].held, warn_ms, warn[i].file ? warn[i].file : "?",
+		            warn[i].line);
+	close_list(p, idle_victims, PQPOOL_CLOSE_IDLE);
+	close_list(p, old_victims, PQPOOL_CLOSE_LIFETIME);
+}
+
+/* Reaping runs at most this often from the lease path. */
+static int64_t upkeep_interval(const struct pqpool *p)
+{
+	int64_t iv = p->cfg.idle_timeout_ms > 0 ? p->cfg.idle_timeout_ms / 4 : 1000;
+	return iv < 50 ? 50 : iv > 1000 ? 1000 : iv;
+}
+
+static void maybe_upkeep(struct pqpool *p, int64_t now)
+{
+	int64_t next = atomic_load_explicit(&p->next_upkeep_ms, memory_order_relaxed);
+	if (now < next)
+		return;
+	if (!atomic_compare_exchange_strong(&p->next_upkeep_ms, &next,
+	                                    now + upkeep_interval(p)))
+		return;
+	reap(p, now);
+}
+
+int pqpool_maintain(pqpool *p)
+{
+	struct pqpool_conn *stackslots[8], **claimed = stackslots;
+	char err[PQPOOL__ERRLEN];
+	int need, n = 0, opened;
+
+	if (!p)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_maintain: pool is NULL");
+	reap(p, pqpool__now_coarse_ms());
+	atomic_store(&p->next_upkeep_ms, pqpool__now_coarse_ms() + upkeep_interval(p));
+
+	pthread_mutex_lock(&p->mu);
+	if (p->closed) {
+		pthread_mutex_unlock(&p->mu);
+		return pqpool__fail(PQPOOL_ECLOSED, "maintain: pool closed");
+	}
+	need = p->cfg.pool_min - p->nopen;
+	if (need > 8)
+		claimed = malloc((size_t)need * sizeof *claimed);
+	if (need > 0 && !claimed) {
+		pthread_mutex_unlock(&p->mu);
+		return pqpool__fail(PQPOOL_ENOMEM, "maintain: out of memory");
+	}
+	while (n < need) {
+		struct pqpool_conn *s = claim_empty_locked(p);
+		if (!s)
+			break;
+		claimed[n++] = s;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (n == 0) {
+		if (claimed != stackslots)
+			free(claimed);
+		pqpool__ok();
+		return PQPOOL_OK;
+	}
+	opened = open_into(p, claimed, n, false,
+	                   pqpool__now_ns() + (int64_t)p->cfg.connection_timeout_ms * 1000000,
+	                   err, sizeof err);
+	if (claimed != stackslots)
+		free(claimed);
+	if (opened < n)
+		return pqpool__fail(PQPOOL_ECONNECT, "could not connect to %s: %s",
+		                    p->params.masked, err);
+	pqpool__ok();
+	return PQPOOL_OK;
+}
+
+/* ---- acquire and release ---- */
+
+/* Checks an owned slot before it is handed out: lifetime, and liveness when
+ * it has been idle a while or predates a breakage seen on another
+ * connection. Closes it and returns false when unfit. */
+static bool fit_for_use(struct pqpool *p, struct pqpool_conn *s, int64_t now)
+{
+	int64_t idle_for, broken_at;
+	if (s->expires_ms && now >= s->expires_ms) {
+		close_slot(p, s, PQPOOL_CLOSE_LIFETIME);
+		return false;
+	}
+	idle_for = now - atomic_load_explicit(&s->released_ms, memory_order_relaxed);
+	broken_at = atomic_load_explicit(&p->broken_at_ms, memory_order_relaxed);
+	if (idle_for < p->cfg.validate_after_ms && s->checked_ms >= broken_at)
+		return true;
+	if (!pqpool__conn_alive(s->pg)) {
+		pqpool__log(p, PQPOOL_LOG_INFO,
+		            "connection found closed by the server (idle %lld ms); replacing it",
+		            (long long)idle_for);
+		close_slot(p, s, PQPOOL_CLOSE_BROKEN);
+		return false;
+	}
+	s->checked_ms = now;
+	return true;
+}
+
+static void lease_begin(struct pqpool_conn *s, int64_t now, const char *file, int line)
+{
+	atomic_store_explicit(&s->acq_file, file, memory_order_relaxed);
+	atomic_store_explicit(&s->acq_line, line, memory_order_relaxed);
+	atomic_store_explicit(&s->acquired_ms, now > 0 ? now : 1, memory_order_relaxed);
+	atomic_store_explicit(&s->acquires,
+	                      atomic_load_explicit(&s->acquires, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	s->last_status = 0;
+	s->last_sqlstate[0] = '\0';
+}
+
+static void record_slow(struct pqpool *p, int64_t t0, int status)
+{
+	pthread_mutex_lock(&p->stats_mu);
+	if (status == PQPOOL_OK) {
+		p->slow_acquires++;
+		pqpool__hist_add(&p->wait_slow, pqpool__now_ns() - t0);
+	} else if (status == PQPOOL_ETIMEDOUT) {
+		p->acquire_timeouts++;
+	} else if (status == PQPOOL_ECONNECT) {
+		p->acquire_errors++;
+	}
+	pthread_mutex_unlock(&p->stats_mu);
+}
+
+static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_conn **out,
+                        const char *file, int line)
+{
+	char err[PQPOOL__ERRLEN];
+	int status;
+
+	for (;;) {
+		pqpool__waiter w;
+		enum grant_kind kind = GRANT_NONE;
+		struct pqpool_conn *s = NULL;
+
+		pthread_mutex_lock(&p->mu);
+		if (p->closed) {
+			pthread_mutex_unlock(&p->mu);
+			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
+		}
+		if (!p->whead) {
+			if ((s = take_idle(p, true)) != NULL)
+				kind = GRANT_SLOT;
+			else if ((s = claim_empty_locked(p)) != NULL)
+				kind = GRANT_CAPACITY;
+		}
+		if (kind == GRANT_NONE) {
+			pending pd = {0};
+			w.next = NULL;
+			w.kind = GRANT_NONE;
+			w.slot = NULL;
+			pqpool__event_init(&w.ev);
+			if (p->wtail)
+				p->wtail->next = &w;
+			else
+				p->whead = &w;
+			p->wtail = &w;
+			p->nwaiting++;
+			atomic_fetch_add(&p->contend, 1);
+			/* a connection released before our increment is idle now */
+			dispatch_locked(p, &pd);
+			pthread_mutex_unlock(&p->mu);
+			finish_pending(p, &pd);
+			if (!pqpool__event_wait(&w.ev, deadline)) {
+				int inuse, waiting;
+				pthread_mutex_lock(&p->mu);
+				if (w.kind == GRANT_NONE) {
+					pqpool__waiter **pp = &p->whead, *prev = NULL;
+					while (*pp != &w) {
+						prev = *pp;
+						pp = &(*pp)->next;
+					}
+					*pp = w.next;
+					if (p->wtail == &w)
+						p->wtail = prev;
+					p->nwaiting--;
+					atomic_fetch_sub(&p->contend, 1);
+					inuse = p->nopen;
+					waiting = p->nwaiting;
+					pthread_mutex_unlock(&p->mu);
+					record_slow(p, t0, PQPOOL_ETIMEDOUT);
+					return pqpool__fail(
+					        PQPOOL_ETIMEDOUT,
+					        "acquire: timed out after %lld ms waiting for a connection "
+					        "(%d of %d open, all in use; %d other caller(s) waiting)",
+					        (long long)((pqpool__now_ns() - t0) / 1000000), inuse,
+					        p->nslots, waiting);
+				}
+				pthread_mutex_unlock(&p->mu);
+				/* granted as we gave up: the granter sets the event next */
+				pqpool__event_wait(&w.ev, INT64_MAX);
+			}
+			kind = w.kind;
+			s = w.slot;
+		} else {
+			pthread_mutex_unlock(&p->mu);
+		}
+
+		if (kind == GRANT_CLOSED)
+			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
+		if (kind == GRANT_SLOT) {
+			int64_t now = pqpool__now_coarse_ms();
+			if (fit_for_use(p, s, now)) {
+				lease_begin(s, now, file, line);
+				record_slow(p, t0, PQPOOL_OK);
+				*out = s;
+				pqpool__ok();
+				return PQPOOL_OK;
+			}
+		} else { /* GRANT_CAPACITY: s is OPENING and ours */
+			if (open_into(p, &s, 1, true, deadline, err, sizeof err) == 1) {
+				if (atomic_load(&p->contend) & PQPOOL__CLOSED_BIT) {
+					pqpool_release(s); /* closes it */
+					return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
+				}
+				lease_begin(s, pqpool__now_coarse_ms(), file, line);
+				record_slow(p, t0, PQPOOL_OK);
+				*out = s;
+				pqpool__ok();
+				return PQPOOL_OK;
+			}
+			status = pqpool__now_ns() >= deadline ? PQPOOL_ETIMEDOUT : PQPOOL_ECONNECT;
+			record_slow(p, t0, status);
+			if (status == PQPOOL_ETIMEDOUT)
+				return pqpool__fail(status,
+				                    "acquire: timed out after %lld ms connecting to %s",
+				                    (long long)((pqpool__now_ns() - t0) / 1000000),
+				                    p->params.masked);
+			return pqpool__fail(status, "acquire: could not connect to %s: %s",
+			                    p->params.masked, err);
+		}
+		if (pqpool__now_ns() >= deadline) {
+			record_slow(p, t0, PQPOOL_ETIMEDOUT);
+			return pqpool__fail(PQPOOL_ETIMEDOUT,
+			                    "acquire: timed out after %lld ms replacing dead connections",
+			                    (long long)((pqpool__now_ns() - t0) / 1000000));
+		}
+	}
+}
+
+/* The lock-free path, taken only when nobody queues (no barging). */
+static bool acquire_fast(struct pqpool *p, pqpool_conn **out, const char *file, int line)
+{
+	struct pqpool_conn *s;
+	int64_t now;
+	if (atomic_load_explicit(&p->contend, memory_order_acquire) != 0 ||
+	    (s = take_idle(p, true)) == NULL)
+		return false;
+	now = pqpool__now_coarse_ms();
+	if (!fit_for_use(p, s, now))
+		return false;
+	lease_begin(s, now, file, line);
+	*out = s;
+	pqpool__ok();
+	return true;
+}
+
+int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool_conn **out,
+                          const char *file, int line)
+{
+	if (!p || !out)
+		return pqpool__fail(PQPOOL_EINVAL, "acquire: NULL pool or out");
+	*out = NULL;
+	if (acquire_fast(p, out, file, line))
+		return PQPOOL_OK;
+	return acquire_slow(p, pqpool__now_ns(), deadline_ns, out, file, line);
+}
+
+int pqpool_acquire_at(pqpool *p, int timeout_ms, pqpool_conn **out, const char *file,
+                      int line)
+{
+	int64_t t0;
+	if (!p || !out)
+		return pqpool__fail(PQPOOL_EINVAL, "acquire: NULL pool or out");
+	*out = NULL;
+	if (acquire_fast(p, out, file, line))
+		return PQPOOL_OK;
+	/* the precise clock is read only here, off the fast path */
+	t0 = pqpool__now_ns();
+	if (timeout_ms < 0)
+		timeout_ms = p->cfg.connection_timeout_ms;
+	return acquire_slow(p, t0, t0 + (int64_t)timeout_ms * 1000000, out, file, line);
+}
+
+PGconn *pqpool_conn_pg(pqpool_conn *c)
+{
+	return c ? c->pg : NULL;
+}
+
+static bool rollback(struct pqpool_conn *s)
+{
+	int64_t deadline = pqpool__now_ns() + (int64_t)s->pool->cfg.connection_timeout_ms * 1000000;
+	char saved[PQPOOL__ERRLEN], code[6];
+	bool ok;
+	/* the caller's own error (why the transaction failed) is what they
+	 * will look at next, not ours */
+	snprintf(saved, sizeof saved, "%s", pqpool_errmsg());
+	snprintf(code, sizeof code, "%s", pqpool_errcode());
+	ok = PQsendQuery(s->pg, "ROLLBACK") &&
+	     pqpool__wait_result(s, deadline, 0, NULL, "rollback on release") == PQPOOL_OK;
+	if (!ok)
+		pqpool__log(s->pool, PQPOOL_LOG_WARN, "%s", pqpool_errmsg());
+	pqpool__fail_code(0, code, "%s", saved);
+	return ok;
+}
+
+static void release_impl(struct pqpool_conn *s, bool discard)
+{
+	struct pqpool *p;
+	int reason = -1;
+	int64_t now;
+
+	if (!s)
+		return;
+	p = s->pool;
+	if (discard) {
+		reason = PQPOOL_CLOSE_DISCARDED;
+	} else if (s->broken || PQstatus(s->pg) != CONNECTION_OK) {
+		reason = PQPOOL_CLOSE_BROKEN;
+	} else {
+		PGTransactionStatusType tx = PQtransactionStatus(s->pg);
+		if (tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR) {
+			if (rollback(s)) {
+				pthread_mutex_lock(&p->stats_mu);
+				p->rollbacks++;
+				pthread_mutex_unlock(&p->stats_mu);
+			} else {
+				reason = PQPOOL_CLOSE_UNCLEAN;
+			}
+		} else if (tx != PQTRANS_IDLE) {
+			/* a command still running, or results not read */
+			reason = PQPOOL_CLOSE_UNCLEAN;
+		}
+	}
+	now = pqpool__now_coarse_ms();
+	if (reason < 0 && s->expires_ms && now >= s->expires_ms)
+		reason = PQPOOL_CLOSE_LIFETIME;
+	atomic_store_explicit(&s->acquired_ms, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->warned, false, memory_order_relaxed);
+	if (reason >= 0) {
+		close_slot(p, s, (pqpool_close_reason)reason);
+		return;
+	}
+	atomic_store_explicit(&s->released_ms, now, memory_order_relaxed);
+	tl_hint.pool_id = p->id;
+	tl_hint.slot = s->index;
+	if (publish(p, s))
+		maybe_upkeep(p, now);
+}
+
+void pqpool_release(pqpool_conn *c)
+{
+	release_impl(c, false);
+}
+
+void pqpool_discard(pqpool_conn *c)
+{
+	release_impl(c, true);
+}

@@ -2,6 +2,7 @@
 #include "testenv.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,55 @@ void testenv_config(pqpool_config *cfg)
 {
 	pqpool_config_init(cfg);
 	cfg->conninfo = testenv_url();
+	cfg->log_fn = testenv_log;
+}
+
+#define MAXLOG 256
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *logbuf[MAXLOG];
+static int nlog;
+
+void testenv_log(void *arg, pqpool_log_level level, const char *msg)
+{
+	const char *pw = testenv_get("PQPOOL_TEST_PASSWORD");
+	(void)arg;
+	if (getenv("PQPOOL_TEST_VERBOSE"))
+		fprintf(stderr, "log[%d]: %s\n", (int)level, msg);
+	if (pw && *pw && strstr(msg, pw))
+		fail_msg("the password appeared in a log message: %s", msg);
+	pthread_mutex_lock(&log_mu);
+	if (nlog == MAXLOG) {
+		free(logbuf[0]);
+		memmove(logbuf, logbuf + 1, sizeof logbuf[0] * (MAXLOG - 1));
+		nlog--;
+	}
+	logbuf[nlog++] = strdup(msg);
+	pthread_mutex_unlock(&log_mu);
+}
+
+int testenv_log_count(const char *needle)
+{
+	int n = 0;
+	pthread_mutex_lock(&log_mu);
+	for (int i = 0; i < nlog; i++)
+		if (logbuf[i] && strstr(logbuf[i], needle))
+			n++;
+	pthread_mutex_unlock(&log_mu);
+	return n;
+}
+
+int testenv_log_has(const char *needle)
+{
+	return testenv_log_count(needle) > 0;
+}
+
+void testenv_log_reset(void)
+{
+	pthread_mutex_lock(&log_mu);
+	for (int i = 0; i < nlog; i++)
+		free(logbuf[i]);
+	nlog = 0;
+	pthread_mutex_unlock(&log_mu);
 }
 
 int64_t testenv_now_ms(void)

@@ -24,6 +24,15 @@ const char *testenv_admin(const char *fmt, ...) __attribute__((format(printf, 1,
 int testenv_pgctl(const char *args);
 /* A config for the test cluster: defaults, conninfo = the fixture URL. */
 void testenv_config(pqpool_config *cfg);
+/* A log callback for pools under test: fails the test if a message contains
+ * the fixture's password, and keeps the messages for testenv_log_has().
+ * testenv_config() installs it. */
+void testenv_log(void *arg, pqpool_log_level level, const char *msg);
+/* True when a captured log message contains needle. */
+int testenv_log_has(const char *needle);
+/* Number of captured log messages containing needle. */
+int testenv_log_count(const char *needle);
+void testenv_log_reset(void);
 /* Monotonic ms. */
 int64_t testenv_now_ms(void);
 void testenv_sleep_ms(int ms);

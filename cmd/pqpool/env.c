@@ -1,0 +1,310 @@
+/* env.c — reads .env.local into a private table; lookups prefer the real environment. */
+#include "env.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct env_entry {
+	char *name;
+	char *value;
+} env_entry;
+
+struct env_file {
+	char *path;
+	env_entry *entries;
+	size_t n, cap;
+	char **warnings;
+	size_t nwarn, capwarn;
+};
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool is_name_start(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+	return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+bool env_name_valid(const char *name, size_t len)
+{
+	if (len == 0 || !is_name_start(name[0]))
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		if (!is_name_char(name[i]))
+			return false;
+	}
+	return true;
+}
+
+static char *skip_blanks(char *p)
+{
+	while (is_blank(*p))
+		p++;
+	return p;
+}
+
+/* Why a line was skipped. `named` problems are found after "NAME=", so the
+ * name is worth reporting; before that the line may be anything, even a
+ * stray password, and is not quoted at all. */
+typedef struct line_error {
+	const char *reason;
+	bool named;
+} line_error;
+
+/*
+ * Parses one line in place. Returns true with *name == NULL for a blank or
+ * comment line, true with *name and *value pointing into line for a setting,
+ * false with *err filled for a malformed line.
+ */
+static bool parse_line(char *line, size_t len, char **name, char **value, line_error *err)
+{
+	char *p, *name_end, *v;
+
+	*name = NULL;
+	*value = NULL;
+	if (strlen(line) != len) {
+		*err = (line_error){"contains a NUL byte", false};
+		return false;
+	}
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		line[--len] = '\0';
+
+	p = skip_blanks(line);
+	if (*p == '\0' || *p == '#')
+		return true;
+	if (strncmp(p, "export", 6) == 0 && is_blank(p[6]))
+		p = skip_blanks(p + 6);
+
+	*name = p;
+	while (is_name_char(*p))
+		p++;
+	name_end = p;
+	p = skip_blanks(p);
+	if (*p != '=' || !env_name_valid(*name, (size_t)(name_end - *name))) {
+		*name = NULL;
+		*err = (line_error){
+		        "expected NAME=VALUE, NAME made of letters, digits and _", false};
+		return false;
+	}
+	*name_end = '\0';
+	p = skip_blanks(p + 1);
+
+	if (*p == '\'' || *p == '"') {
+		char *close = strchr(p + 1, *p);
+
+		if (!close) {
+			*err = (line_error){
+			        "unterminated quote (values cannot span lines)", true};
+			return false;
+		}
+		*close = '\0';
+		v = skip_blanks(close + 1);
+		if (*v != '\0' && *v != '#') {
+			*err = (line_error){"unexpected text after the closing quote",
+			                    true};
+			return false;
+		}
+		*value = p + 1;
+		return true;
+	}
+
+	/* Unquoted: a '#' after a blank starts a comment; elsewhere it is part
+	 * of the value, as passwords may contain it. */
+	*value = p;
+	for (v = p; *v; v++) {
+		if (*v == '#' && v > p && is_blank(v[-1])) {
+			*v = '\0';
+			break;
+		}
+	}
+	for (v = p + strlen(p); v > p && is_blank(v[-1]); v--)
+		v[-1] = '\0';
+	return true;
+}
+
+static int add_warning(env_file *f, unsigned lineno, const char *name, const char *reason)
+{
+	char *w;
+	int n;
+
+	if (f->nwarn == f->capwarn) {
+		size_t cap = f->capwarn ? 2 * f->capwarn : 4;
+		char **nw = realloc(f->warnings, cap * sizeof(*nw));
+
+		if (!nw)
+			return -1;
+		f->warnings = nw;
+		f->capwarn = cap;
+	}
+	if (name)
+		n = asprintf(&w, "%s:%u: %s: %s; line ignored", f->path, lineno, name,
+		             reason);
+	else
+		n = asprintf(&w, "%s:%u: %s; line ignored", f->path, lineno, reason);
+	if (n < 0)
+		return -1;
+	f->warnings[f->nwarn++] = w;
+	return 0;
+}
+
+static int set_entry(env_file *f, const char *name, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return -1;
+	for (size_t i = 0; i < f->n; i++) {
+		if (strcmp(f->entries[i].name, name) == 0) {
+			free(f->entries[i].value);
+			f->entries[i].value = copy;
+			return 0;
+		}
+	}
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		env_entry *ne = realloc(f->entries, cap * sizeof(*ne));
+
+		if (!ne) {
+			free(copy);
+			return -1;
+		}
+		f->entries = ne;
+		f->cap = cap;
+	}
+	f->entries[f->n].name = strdup(name);
+	if (!f->entries[f->n].name) {
+		free(copy);
+		return -1;
+	}
+	f->entries[f->n++].value = copy;
+	return 0;
+}
+
+static int read_lines(env_file *f, FILE *in)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	unsigned lineno = 0;
+	int rc = 0;
+
+	while (rc == 0 && (len = getline(&line, &cap, in)) >= 0) {
+		char *text = line, *name, *value;
+		line_error err;
+
+		lineno++;
+		/* editors on some systems start UTF-8 files with a byte order mark */
+		if (lineno == 1 && strncmp(text, "\xEF\xBB\xBF", 3) == 0) {
+			text += 3;
+			len -= 3;
+		}
+		if (!parse_line(text, (size_t)len, &name, &value, &err))
+			rc = add_warning(f, lineno, err.named ? name : NULL, err.reason);
+		else if (name)
+			rc = set_entry(f, name, value);
+	}
+	if (rc == 0 && ferror(in))
+		rc = -1;
+	free(line);
+	return rc;
+}
+
+int env_file_load(const char *path, env_file **out)
+{
+	env_file *f;
+	FILE *in;
+	int rc = 0;
+
+	*out = NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->path = strdup(path);
+	if (!f->path) {
+		env_file_free(f);
+		return -1;
+	}
+	in = fopen(path, "r");
+	if (in) {
+		rc = read_lines(f, in);
+		int saved = errno;
+		fclose(in);
+		errno = saved;
+	} else if (errno != ENOENT) {
+		rc = -1;
+	}
+	if (rc != 0) {
+		int saved = errno;
+		env_file_free(f);
+		errno = saved;
+		return -1;
+	}
+	*out = f;
+	return 0;
+}
+
+void env_file_free(env_file *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->entries[i].name);
+		free(f->entries[i].value);
+	}
+	for (size_t i = 0; i < f->nwarn; i++)
+		free(f->warnings[i]);
+	free(f->entries);
+	free(f->warnings);
+	free(f->path);
+	free(f);
+}
+
+const char *env_file_path(const env_file *f)
+{
+	return f->path;
+}
+
+const char *env_file_get(const env_file *f, const char *name)
+{
+	for (size_t i = 0; f && i < f->n; i++) {
+		if (strcmp(f->entries[i].name, name) == 0)
+			return f->entries[i].value;
+	}
+	return NULL;
+}
+
+size_t env_file_warning_count(const env_file *f)
+{
+	return f ? f->nwarn : 0;
+}
+
+const char *env_file_warning(const env_file *f, size_t i)
+{
+	return i < env_file_warning_count(f) ? f->warnings[i] : NULL;
+}
+
+const char *env_lookup(void *arg, const char *name)
+{
+	const char *v = getenv(name);
+
+	return v ? v : env_file_get(arg, name);
+}
+
+env_source env_source_of(const env_file *f, const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v)
+		return *v ? ENV_FROM_ENVIRON : ENV_UNSET;
+	v = env_file_get(f, name);
+	return v && *v ? ENV_FROM_FILE : ENV_UNSET;
+}

@@ -1,0 +1,89 @@
+/* setup.c — .env.local, logging and the validated configuration, in that order. */
+#include "setup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "opts.h"
+
+/* "pqpool: <msg>", plus where the variable it names came from when that was
+ * .env.local: a user reading DB_POOL_MAX="abc" may not think of the file. */
+static void report_config_error(const env_file *env, const char *msg)
+{
+	char name[64];
+	size_t n = 0;
+
+	while (n + 1 < sizeof(name) &&
+	       ((msg[n] >= 'A' && msg[n] <= 'Z') || (msg[n] >= '0' && msg[n] <= '9') ||
+	        msg[n] == '_')) {
+		name[n] = msg[n];
+		n++;
+	}
+	name[n] = '\0';
+	if (n > 0 && (msg[n] == '=' || msg[n] == ':') &&
+	    env_source_of(env, name) == ENV_FROM_FILE)
+		fprintf(stderr, "pqpool: %s (set in %s)\n", msg, env_file_path(env));
+	else
+		fprintf(stderr, "pqpool: %s\n", msg);
+}
+
+int setup_load(cli_setup *s)
+{
+	char err[512] = "";
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	pqpool_config_init(&s->cfg);
+	if (env_file_load(CLI_ENV_FILE, &s->env) != 0) {
+		fprintf(stderr, "pqpool: cannot read %s: %s\n", CLI_ENV_FILE,
+		        strerror(errno));
+		return CLI_EXIT_USAGE;
+	}
+	if (log_configure(env_lookup, s->env, err, sizeof(err)) != 0) {
+		report_config_error(s->env, err);
+		return CLI_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < env_file_warning_count(s->env); i++)
+		log_msg(PQPOOL_LOG_WARN, "%s", env_file_warning(s->env, i));
+
+	rc = pqpool_config_from_env(&s->cfg, env_lookup, s->env, err, sizeof(err));
+	if (rc != PQPOOL_OK) {
+		if (!*err)
+			snprintf(err, sizeof(err), "%s",
+			         *pqpool_errmsg() ? pqpool_errmsg()
+			                          : pqpool_strstatus(rc));
+		report_config_error(s->env, err);
+		return CLI_EXIT_USAGE;
+	}
+	s->cfg.log_fn = log_pqpool;
+	s->cfg.log_arg = NULL;
+	return 0;
+}
+
+void setup_free(cli_setup *s)
+{
+	pqpool_config_clear(&s->cfg);
+	env_file_free(s->env);
+	s->env = NULL;
+}
+
+char *setup_masked_url(const char *conninfo)
+{
+	char small[256];
+	char *big;
+	int n = pqpool_mask_conninfo(conninfo, small, sizeof(small));
+
+	if (n < 0)
+		return strdup("(invalid)");
+	if ((size_t)n < sizeof(small))
+		return strdup(small);
+	big = malloc((size_t)n + 1);
+	if (big && pqpool_mask_conninfo(conninfo, big, (size_t)n + 1) < 0) {
+		free(big);
+		return strdup("(invalid)");
+	}
+	return big;
+}

@@ -1,0 +1,33 @@
+/* setup.h — what every command that reads the configuration does first. */
+#ifndef PQPOOL_CLI_SETUP_H
+#define PQPOOL_CLI_SETUP_H
+
+#include "env.h"
+#include "pqpool.h"
+
+/* Read from the working directory, as in the specification. */
+#define CLI_ENV_FILE ".env.local"
+
+typedef struct cli_setup {
+	env_file *env;     /* ./.env.local; an empty table when absent */
+	pqpool_config cfg; /* validated; log_fn writes through log.c */
+} cli_setup;
+
+/*
+ * Loads ./.env.local, configures logging from LOG_LEVEL and LOG_FORMAT,
+ * reports the file's skipped lines as warnings and builds the validated pool
+ * configuration, the real environment winning over the file throughout.
+ * Returns 0, or the exit status (CLI_EXIT_USAGE) after printing
+ * "pqpool: <why>" on stderr; in both cases call setup_free() afterwards.
+ */
+int setup_load(cli_setup *s);
+
+/* Frees what setup_load() allocated. */
+void setup_free(cli_setup *s);
+
+/* The connection target of conninfo (NULL = the default) as a URL with the
+ * password masked, or "(invalid)". Owned (free() it); NULL when out of
+ * memory. The only way the CLI shows a connection string. */
+char *setup_masked_url(const char *conninfo);
+
+#endif

@@ -1,0 +1,114 @@
+/* test_pool_stress.c — many threads, thousands of leases each, against a real
+ * server: afterwards every counter adds up and nothing is left behind. */
+#include "testenv.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define THREADS 64
+#define LEASES 2000
+
+struct worker {
+	pqpool *p;
+	int id;
+	int ok, queries, discards, failures;
+	int64_t max_wait_ms;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < LEASES; i++) {
+		pqpool_conn *c;
+		int64_t t0 = testenv_now_ms(), waited;
+		int rc = pqpool_acquire(w->p, 10000, &c);
+		waited = testenv_now_ms() - t0;
+		if (waited > w->max_wait_ms)
+			w->max_wait_ms = waited;
+		if (rc != PQPOOL_OK) {
+			w->failures++;
+			continue;
+		}
+		w->ok++;
+		/* the connection really is ours: a query now and then */
+		if ((i + w->id) % 50 == 0) {
+			if (pqpool_exec(c, "SELECT 1", 0, NULL, NULL) == PQPOOL_OK)
+				w->queries++;
+			else
+				w->failures++;
+		}
+		if ((i + w->id) % 997 == 0) {
+			pqpool_discard(c);
+			w->discards++;
+		} else {
+			pqpool_release(c);
+		}
+	}
+	return NULL;
+}
+
+static void test_stress_counters_add_up(void **state)
+{
+	pqpool_config cfg;
+	pqpool *p;
+	pqpool_stats st;
+	pthread_t th[THREADS];
+	struct worker w[THREADS];
+	uint64_t ok = 0, queries = 0, discards = 0, closed = 0;
+	int64_t max_wait = 0;
+	(void)state;
+	testenv_config(&cfg);
+	cfg.pool_max = 20;
+	cfg.pool_min = 5;
+	p = NULL;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	for (int i = 0; i < THREADS; i++) {
+		memset(&w[i], 0, sizeof w[i]);
+		w[i].p = p;
+		w[i].id = i;
+		pthread_create(&th[i], NULL, work, &w[i]);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+		ok += (uint64_t)w[i].ok;
+		queries += (uint64_t)w[i].queries;
+		discards += (uint64_t)w[i].discards;
+		if (w[i].max_wait_ms > max_wait)
+			max_wait = w[i].max_wait_ms;
+	}
+	assert_int_equal(ok, (uint64_t)THREADS * LEASES);
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	assert_int_equal(st.acquires, ok);
+	assert_int_equal(st.queries, queries);
+	assert_int_equal(st.query_errors, 0);
+	assert_int_equal(st.acquire_timeouts, 0);
+	assert_int_equal(st.closed_by[PQPOOL_CLOSE_DISCARDED], discards);
+	assert_int_equal(st.active, 0);
+	assert_int_equal(st.waiting, 0);
+	assert_true(st.total <= 20);
+	for (int r = 0; r < PQPOOL_CLOSE_REASONS; r++)
+		closed += st.closed_by[r];
+	/* every connection opened is either still open or was closed once */
+	assert_int_equal(st.opened, closed + (uint64_t)st.total);
+	assert_int_equal(st.wait.count, st.acquires);
+	/* the server agrees on how many connections are open */
+	assert_int_equal(atoi(testenv_admin("SELECT count(*) FROM pg_stat_activity "
+	                                    "WHERE usename = 'hyperpage'")),
+	                 st.total);
+	print_message("stress: %d threads x %d leases, %llu queries, max wait %lld ms, "
+	              "wait p50 %.3f p99 %.3f ms\n",
+	              THREADS, LEASES, (unsigned long long)queries, (long long)max_wait,
+	              pqpool_hist_quantile(&st.wait, 0.5), pqpool_hist_quantile(&st.wait, 0.99));
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_stress_counters_add_up),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
