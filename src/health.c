@@ -36,21 +36,31 @@ static void probe(struct pqpool *p, pqpool_health *h)
 	h->connection_count = st.total;
 	if (rc != PQPOOL_OK)
 		return;
-	if (h->response_ms > p->cfg.health_slow_ms) {
-		h->status = PQPOOL_DEGRADED;
-		snprintf(h->error, sizeof h->error, "slow: the probe took %.1f ms (DB_HEALTH_SLOW=%d)",
-		         h->response_ms, p->cfg.health_slow_ms);
-	} else if (st.waiting > 0) {
-		h->status = PQPOOL_DEGRADED;
-		snprintf(h->error, sizeof h->error,
-		         "saturated: %d caller(s) waiting for a connection", st.waiting);
-	} else if (st.error_rate >= 5.0) {
-		h->status = PQPOOL_DEGRADED;
-		snprintf(h->error, sizeof h->error, "errors: %.1f %% of queries failed in the last %.0f s",
-		         st.error_rate, st.window_s);
-	} else {
-		h->status = PQPOOL_HEALTHY;
+	h->status = pqpool__judge_health(h->response_ms, p->cfg.health_slow_ms, st.waiting,
+	                                 st.error_rate, st.window_s, h->error, sizeof h->error);
+}
+
+pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int waiting,
+                                          double error_rate, double window_s, char *why,
+                                          size_t whylen)
+{
+	if (response_ms > slow_ms) {
+		snprintf(why, whylen, "slow: the probe took %.1f ms (DB_HEALTH_SLOW=%d)",
+		         response_ms, slow_ms);
+		return PQPOOL_DEGRADED;
 	}
+	if (waiting > 0) {
+		snprintf(why, whylen, "saturated: %d caller(s) waiting for a connection", waiting);
+		return PQPOOL_DEGRADED;
+	}
+	if (error_rate >= 5.0) {
+		snprintf(why, whylen, "errors: %.1f %% of queries failed in the last %.0f s",
+		         error_rate, window_s);
+		return PQPOOL_DEGRADED;
+	}
+	if (whylen)
+		why[0] = '\0';
+	return PQPOOL_HEALTHY;
 }
 
 int pqpool_check_health(pqpool *p, pqpool_health *out)

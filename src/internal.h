@@ -189,6 +189,11 @@ struct pqpool {
 /* pool.c */
 void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* health.c: healthy, or degraded with the reason in why, for a probe that
+ * succeeded. Pure. */
+pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int waiting,
+                                          double error_rate, double window_s, char *why,
+                                          size_t whylen);
 /* stats.c */
 void pqpool__count_error(struct pqpool *p, const char *sqlstate);
 /* render.c */

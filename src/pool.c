@@ -680,11 +680,13 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 			w.kind = GRANT_NONE;
 			w.slot = NULL;
 			pqpool__event_init(&w.ev);
+			/* w lives on this stack frame; every path out of this block
+			 * takes it off the queue (a granter, or the timeout below) */
 			if (p->wtail)
-				p->wtail->next = &w;
+				p->wtail->next = &w; // cppcheck-suppress autoVariables
 			else
-				p->whead = &w;
-			p->wtail = &w;
+				p->whead = &w; // cppcheck-suppress autoVariables
+			p->wtail = &w; // cppcheck-suppress autoVariables
 			p->nwaiting++;
 			atomic_fetch_add(&p->contend, 1);
 			/* a connection released before our increment is idle now */
