@@ -11,8 +11,10 @@
  *  - "owned" means the caller frees it; "borrowed" means valid until the
  *    event named. Destructors accept NULL.
  *  - The library starts no threads or timers and installs no signal handlers.
- *    Idle reaping, lifetime limits and refills happen lazily on acquire and
- *    release, or when the host calls pqpool_maintain().
+ *    Lifetime limits and liveness checks apply when a connection is handed
+ *    out; idle reaping runs lazily from releases (at most once a second); the
+ *    pool grows on demand, and refills to pool_min when the host calls
+ *    pqpool_maintain().
  *  - No password ever appears in a message, a log line or a rendering.
  */
 #ifndef PQPOOL_H
@@ -217,9 +219,14 @@ PQPOOL_API int pqpool_open(const pqpool_config *cfg, pqpool **out);
  * Past drain_ms, the queries of the leases still out are cancelled and their
  * sockets shut down, so their holders' next libpq call fails fast; the pool
  * then returns PQPOOL_EBUSY and frees itself when the last of them is
- * released. Otherwise returns PQPOOL_OK, with everything freed.
- * After this call, the only valid use of the handle is releasing leases
- * acquired before. pool may be NULL (returns PQPOOL_OK).
+ * released and the last call still inside it has returned. Otherwise returns
+ * PQPOOL_OK, with everything freed.
+ * Other threads may be inside pqpool calls on this pool when close is
+ * called: they end promptly (acquires with PQPOOL_ECLOSED) and close waits
+ * for them, up to drain_ms, like for leases. Once close has been called, new
+ * calls may only come from threads that hold a lease (and releasing leases
+ * is always valid); the handle must not be used at all after close returned
+ * PQPOOL_OK. pool may be NULL (returns PQPOOL_OK). Call it once.
  */
 PQPOOL_API int pqpool_close(pqpool *pool, int drain_ms);
 
@@ -243,9 +250,12 @@ PQPOOL_API int pqpool_maintain(pqpool *pool);
  * first served. A connection idle for a while is checked first; a dead one
  * is replaced without an error. Thread-safe.
  * Returns PQPOOL_OK with *out a lease (owned: give it back with
- * pqpool_release() or pqpool_discard()), or PQPOOL_ETIMEDOUT, PQPOOL_ECLOSED,
- * PQPOOL_ECONNECT, PQPOOL_ENOMEM, PQPOOL_EINVAL. The macro records the
- * caller's file and line for the lease_warn_ms log.
+ * pqpool_release() or pqpool_discard()), or PQPOOL_ETIMEDOUT (all
+ * connections in use until the timeout), PQPOOL_ECONNECT (a new connection
+ * could not be opened, in time or at all), PQPOOL_ECLOSED, PQPOOL_ENOMEM,
+ * PQPOOL_EINVAL. Host names are resolved by libpq synchronously, outside the
+ * timeout's control: use an address or a local resolver when that matters.
+ * The macro records the caller's file and line for the lease_warn_ms log.
  */
 #define pqpool_acquire(pool, timeout_ms, out) \
 	pqpool_acquire_at((pool), (timeout_ms), (out), __FILE__, __LINE__)
@@ -256,14 +266,15 @@ PQPOOL_API int pqpool_acquire_at(pqpool *pool, int timeout_ms,
 /*
  * The lease's libpq connection. Borrowed: valid until the lease is released.
  * Use the whole libpq API on it, from one thread at a time. Do not PQfinish
- * it, and leave it in blocking mode. conn must not be NULL.
+ * or PQreset it, and leave it in blocking mode. conn may be NULL (NULL).
  */
 PQPOOL_API PGconn *pqpool_conn_pg(pqpool_conn *conn);
 
 /*
  * Gives a lease back. The connection is kept only when it is CONNECTION_OK
  * and idle in no transaction; an open or failed transaction is rolled back
- * first (a round trip bounded by query_timeout_ms); anything else
+ * first (a round trip bounded by query_timeout_ms, or connection_timeout_ms
+ * when that is 0); anything else
  * (a command in progress, a broken connection, an expired lifetime) is
  * closed and counted. If callers are waiting, the oldest gets it directly.
  * conn may be NULL. Thread-safe; the lease is invalid afterwards.
@@ -276,8 +287,10 @@ PQPOOL_API void pqpool_discard(pqpool_conn *conn);
 
 /*
  * Runs one statement on a lease, like PQexecParams with text parameters and
- * text results, bounded by query_timeout_ms: past it the query is cancelled
- * and PQPOOL_ETIMEDOUT returned. Counts toward the query metrics.
+ * text results, bounded by query_timeout_ms: past it a cancel request is sent
+ * and PQPOOL_ETIMEDOUT returned once the server confirms, or after 2 s more
+ * with the connection given up (it is closed on release). Inside pqpool_run,
+ * also bounded by retry_deadline_ms. Counts toward the query metrics.
  * params may be NULL when nparams is 0; a NULL element is SQL NULL.
  * On PQPOOL_OK, *res (if res is not NULL) is an owned result of status
  * PGRES_COMMAND_OK or PGRES_TUPLES_OK: free it with PQclear(). On failure
@@ -297,11 +310,15 @@ PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
 /*
  * The specification's pool.query(sql, params): acquires a lease, runs the
  * statement as pqpool_exec() does, releases the lease. Failures before the
- * statement was sent (no connection) are retried with backoff; failures after
- * it (connection lost, server shutting down, serialization failure) are
- * retried only with PQPOOL_IDEMPOTENT, because the statement may already
- * have taken effect. Errors such as syntax or constraint violations are
- * never retried. Thread-safe. Blocking.
+ * statement was sent (PQPOOL_ECONNECT: no connection could be opened) are
+ * retried with backoff; failures after it (connection lost, server shutting
+ * down, serialization failure) are retried only with PQPOOL_IDEMPOTENT,
+ * because the statement may already have taken effect. Errors such as syntax
+ * or constraint violations are never retried, nor is PQPOOL_ETIMEDOUT (all
+ * connections busy: retrying would only add load). Attempts, backoffs and
+ * the queries themselves all end by retry_deadline_ms. The final message
+ * reads "database query failed after N attempts: <last error>".
+ * Thread-safe. Blocking.
  * On PQPOOL_OK, *res (if not NULL) is owned: PQclear() it.
  */
 PQPOOL_API int pqpool_query(pqpool *pool, const char *sql, int nparams,
@@ -326,10 +343,13 @@ PQPOOL_API int pqpool_conn_fail(pqpool_conn *conn, const PGresult *res);
 
 /*
  * The specification's executeWithRetry(operation, context): acquires a lease,
- * calls fn, releases the lease; on a retryable failure (connection lost or not
- * opened; SQLSTATE class 08 but 08007, 57P01-57P03, 53300, 40001, 40P01)
+ * calls fn, releases the lease; on a retryable failure (connection lost or
+ * not opened; SQLSTATE class 08 but 08007, 57P01-57P03, 53300, 40001, 40P01;
+ * the classification uses the last failure pqpool_exec or pqpool_conn_fail
+ * recorded on the lease)
  * waits an exponential backoff with full jitter and tries again, up to
- * retry_attempts within retry_deadline_ms. fn runs as a whole unit, so it
+ * retry_attempts within retry_deadline_ms (which also cuts short queries
+ * run through pqpool_exec). fn runs as a whole unit, so it
  * should be one transaction (or idempotent). A non-retryable failure is
  * returned after one attempt. The final message reads
  * "database <context> failed after N attempts: <last error>".

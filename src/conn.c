@@ -95,8 +95,11 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 			nfd++;
 		}
 		r = poll(fds, (nfds_t)nfd, timeout);
-		if (r < 0 && errno != EINTR)
+		if (r < 0 && errno != EINTR) {
+			if (err && !err[0])
+				snprintf(err, errlen, "poll: %s", strerror(errno));
 			break;
+		}
 		if (r <= 0)
 			continue;
 		nfd = 0;

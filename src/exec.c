@@ -28,20 +28,13 @@ static int wait_readable(PGconn *pg, int64_t deadline_ns)
 	}
 }
 
-/* Sends a cancel request for the lease's running query. The cancel object
- * is taken with an exchange so that pqpool_close(), which may cancel the
- * queries of leases still out, never frees it under us. */
-static void cancel_query(struct pqpool_conn *c)
+/* Asks the server to cancel the lease's running query, spending at most
+ * until deadline_ns on reaching it. */
+static void cancel_query(struct pqpool_conn *c, int64_t deadline_ns)
 {
-	char buf[256];
-	PGcancel *cn = atomic_exchange(&c->cancel, NULL);
-	if (!cn)
-		return;
-	if (!PQcancel(cn, buf, sizeof buf))
-		pqpool__log(c->pool, PQPOOL_LOG_WARN, "cancel request failed: %s", buf);
-	cn = atomic_exchange(&c->cancel, cn);
-	if (cn) /* cannot happen: only the holder puts it back */
-		PQfreeCancel(cn);
+	char err[256];
+	if (pqpool__cancel_send(&c->ci, deadline_ns, err, sizeof err) != 0)
+		pqpool__log(c->pool, PQPOOL_LOG_WARN, "%s", err);
 }
 
 static int conn_lost(struct pqpool_conn *c, const char *what, const char *sqlstate)
@@ -75,18 +68,21 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 			}
 			w = wait_readable(pg, deadline_ns);
 			if (w == 0) {
-				if (!cancelled)
-					cancel_query(c);
+				/* With no grace the deadline is hard: drop the
+				 * connection rather than spend time on a cancel
+				 * (statement_timeout bounds what is left on the
+				 * server). */
 				if (cancelled || grace_ms <= 0) {
 					c->broken = true;
 					PQclear(last);
-					return pqpool__fail(PQPOOL_ETIMEDOUT,
-					                    "%s: timed out after %lld ms; cancelled, "
-					                    "connection closed",
-					                    what, (long long)((pqpool__now_ns() - t0) / 1000000));
+					return pqpool__fail(
+					        PQPOOL_ETIMEDOUT, "%s: timed out after %lld ms%s; connection closed",
+					        what, (long long)((pqpool__now_ns() - t0) / 1000000),
+					        cancelled ? ", no answer to the cancel request" : "");
 				}
 				cancelled = true;
 				deadline_ns = pqpool__now_ns() + (int64_t)grace_ms * 1000000;
+				cancel_query(c, deadline_ns);
 				continue;
 			}
 			if (w < 0 || !PQconsumeInput(pg))
@@ -193,6 +189,8 @@ int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
 		int qt = c->pool->cfg.query_timeout_ms;
 		deadline_ns = qt > 0 ? t0 + (int64_t)qt * 1000000 : INT64_MAX;
 	}
+	if (c->deadline_cap_ns && c->deadline_cap_ns < deadline_ns)
+		deadline_ns = c->deadline_cap_ns;
 	/* text parameters, text results; the unnamed statement of the extended
 	 * protocol, as PQexecParams uses */
 	if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {

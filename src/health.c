@@ -68,8 +68,10 @@ int pqpool_check_health(pqpool *p, pqpool_health *out)
 	uint64_t gen;
 	if (!p || !out)
 		return pqpool__fail(PQPOOL_EINVAL, "health: NULL pool or out");
+	pqpool__pin(p);
 	if (!p->cfg.health_share) {
 		probe(p, out);
+		pqpool__unpin(p);
 		pqpool__ok();
 		return PQPOOL_OK;
 	}
@@ -82,6 +84,7 @@ int pqpool_check_health(pqpool *p, pqpool_health *out)
 			pthread_cond_wait(&p->health_cv, &p->health_mu);
 		*out = p->health_last;
 		pthread_mutex_unlock(&p->health_mu);
+		pqpool__unpin(p);
 		pqpool__ok();
 		return PQPOOL_OK;
 	}
@@ -96,6 +99,7 @@ int pqpool_check_health(pqpool *p, pqpool_health *out)
 	p->health_gen++;
 	pthread_cond_broadcast(&p->health_cv);
 	pthread_mutex_unlock(&p->health_mu);
+	pqpool__unpin(p);
 	pqpool__ok();
 	return PQPOOL_OK;
 }

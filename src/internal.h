@@ -63,6 +63,21 @@ void pqpool__event_set(pqpool__event *ev);
 /* Waits until set or until the monotonic deadline (ns). Returns 1 if set. */
 int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns);
 
+/* ---- cancel.c: cancel requests with a deadline ---- */
+#include <sys/socket.h>
+typedef struct pqpool__cancel_info {
+	struct sockaddr_storage addr;    /* the server's address */
+	socklen_t addrlen;
+	int pid, key;                    /* the backend's PID and secret key */
+	bool valid;
+} pqpool__cancel_info;
+/* Reads what a cancel request for pg needs. False when unavailable. */
+bool pqpool__cancel_info_of(PGconn *pg, pqpool__cancel_info *ci);
+/* Sends a cancel request, connecting without blocking past deadline_ns.
+ * Touches no PGconn: safe from any thread. 0 when sent, -1 with err. */
+int pqpool__cancel_send(const pqpool__cancel_info *ci, int64_t deadline_ns, char *err,
+                        size_t errlen);
+
 /* ---- metrics: histograms and the recent window ---- */
 /* Bucket index for a duration in ns (see pqpool_hist_bounds_ms). */
 int pqpool__hist_bucket(int64_t ns);
@@ -92,9 +107,12 @@ void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns,
 /* Where a slot's state lives: slot->state, an atomic. Transitions:
  *   EMPTY -> OPENING        under pool->mu (claims capacity)
  *   OPENING -> BUSY         by the opener, once connected
+ *   BUSY -> OPENING         by the holder, to replace a dead connection
  *   OPENING|BUSY -> EMPTY   under pool->mu, after the connection is closed
- *   IDLE -> BUSY            compare-and-swap by anyone, lock or not
+ *   IDLE -> BUSY            compare-and-swap by anyone, lock or not: an
+ *                           acquirer, a waiter's granter, the reaper, close
  *   BUSY -> IDLE            store by the holder
+ * Whoever moved a slot to OPENING or BUSY owns it until it moves it on.
  * pool->nopen counts slots not EMPTY and changes only under pool->mu. */
 enum {
 	SLOT_EMPTY = 0,
@@ -108,7 +126,11 @@ struct pqpool_conn {
 	int index;
 	struct pqpool *pool;
 	PGconn *pg;
-	PGcancel *_Atomic cancel;        /* exchanged, never read plainly */
+	pqpool__cancel_info ci;          /* to cancel its query from any thread */
+	int fd_dup;                      /* our own descriptor of its socket, so
+	                                  * that close can shut it down without
+	                                  * touching the PGconn; -1 if none */
+	int64_t deadline_cap_ns;         /* pqpool_run's overall deadline; 0 none */
 	struct pqpool_conn *next;        /* on a to-close list, while owned */
 	int64_t created_ms;              /* coarse monotonic */
 	int64_t checked_ms;              /* last liveness check that passed */
@@ -164,8 +186,12 @@ struct pqpool {
 	int nwaiting;
 	int nopen;                       /* slots not EMPTY */
 	bool closed;                     /* under mu; mirrored in CLOSED_BIT */
-	bool zombie;                     /* close gave up; free on last release */
-	pthread_cond_t drained;          /* signalled when a slot goes EMPTY */
+	bool zombie;                     /* close gave up; freed by the last one */
+	bool freeing;                    /* someone is freeing it */
+	int users;                       /* threads inside calls that may block
+	                                  * without owning a slot (slow acquire,
+	                                  * health, run, query, maintain, stats) */
+	pthread_cond_t drained;          /* closed: a slot emptied, a user left */
 
 	/* rare-path statistics */
 	pthread_mutex_t stats_mu;
@@ -187,6 +213,10 @@ struct pqpool {
 };
 
 /* pool.c */
+/* Keeps a pool allocated while the calling thread is inside a call that
+ * does not own a slot the whole time (see "Lifetime" in pool.c). */
+void pqpool__pin(struct pqpool *p);
+void pqpool__unpin(struct pqpool *p);
 void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* health.c: healthy, or degraded with the reason in why, for a probe that

@@ -9,16 +9,23 @@
  * release then hands its connection straight to the oldest waiter, and new
  * callers queue behind (no barging). The pool's `contend` word (waiters +
  * closed bit) is what sends both sides down the locked path; the store of a
- * slot's IDLE state and the waiter's increment of `contend` are both
- * sequentially consistent, so a release and a new waiter cannot miss each
- * other. */
+ * slot's IDLE state and the waiter's increment of `contend`, and the loads
+ * that follow each, are all sequentially consistent, so a release and a new
+ * waiter cannot miss each other.
+ *
+ * Lifetime: the pool is freed once it is closed and nothing holds it: no
+ * slot open (a lease pins it, as does a connection being opened) and no
+ * thread inside a call that may block without owning a slot (`users`).
+ * Code that gives up the last thing pinning it must not touch it after. */
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static _Atomic uint64_t next_pool_id = 1;
 
@@ -33,7 +40,6 @@ static __thread struct {
 typedef struct pending {
 	pqpool__waiter *wake;
 	struct pqpool_conn *close;
-	pqpool_close_reason reason;
 } pending;
 
 static void close_slot(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why);
@@ -51,21 +57,80 @@ void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
 	p->cfg.log_fn(p->cfg.log_arg, lvl, buf);
 }
 
+/* ---- pool lifetime ---- */
+
+static void pool_free(struct pqpool *p)
+{
+	pqpool__params_free(&p->params);
+	free(p->health_query);
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->stats_mu);
+	pthread_mutex_destroy(&p->health_mu);
+	pthread_cond_destroy(&p->drained);
+	pthread_cond_destroy(&p->health_cv);
+	free(p->slots);
+	free(p);
+}
+
+/* Under p->mu, after a slot emptied or a user left: tells a waiting closer,
+ * or returns true when the caller must free the pool (after unlocking). */
+static bool last_one_locked(struct pqpool *p)
+{
+	if (!p->closed || p->nopen > 0 || p->users > 0 || p->freeing)
+		return false;
+	if (!p->zombie) {
+		pthread_cond_broadcast(&p->drained); /* pqpool_close frees it */
+		return false;
+	}
+	p->freeing = true;
+	return true;
+}
+
+static void pin(struct pqpool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->users++;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void unpin(struct pqpool *p)
+{
+	bool free_it;
+	pthread_mutex_lock(&p->mu);
+	p->users--;
+	free_it = last_one_locked(p);
+	pthread_mutex_unlock(&p->mu);
+	if (free_it)
+		pool_free(p);
+}
+
+void pqpool__pin(struct pqpool *p)
+{
+	pin(p);
+}
+
+void pqpool__unpin(struct pqpool *p)
+{
+	unpin(p);
+}
+
 /* ---- slots ---- */
 
 static struct pqpool_conn *take_idle(struct pqpool *p, bool use_hint)
 {
+	/* seq_cst loads: they pair with publish()'s IDLE store and load of
+	 * `contend` (see the top of this file) */
 	if (use_hint && tl_hint.pool_id == p->id) {
 		struct pqpool_conn *s = &p->slots[tl_hint.slot];
 		int idle = SLOT_IDLE;
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_IDLE &&
+		if (atomic_load(&s->state) == SLOT_IDLE &&
 		    atomic_compare_exchange_strong(&s->state, &idle, SLOT_BUSY))
 			return s;
 	}
 	for (int i = 0; i < p->nslots; i++) {
 		struct pqpool_conn *s = &p->slots[i];
 		int idle = SLOT_IDLE;
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_IDLE &&
+		if (atomic_load(&s->state) == SLOT_IDLE &&
 		    atomic_compare_exchange_strong(&s->state, &idle, SLOT_BUSY))
 			return s;
 	}
@@ -115,7 +180,6 @@ static void dispatch_locked(struct pqpool *p, pending *pd)
 		while ((s = take_idle(p, false)) != NULL) {
 			s->next = pd->close;
 			pd->close = s;
-			pd->reason = PQPOOL_CLOSE_POOL_CLOSED;
 		}
 		return;
 	}
@@ -141,6 +205,9 @@ static void close_list(struct pqpool *p, struct pqpool_conn *s, pqpool_close_rea
 	}
 }
 
+/* Wakes the granted waiters and closes what dispatch collected (only ever
+ * when closing). Closing the last slot may free the pool: the caller must
+ * not touch p afterwards unless it is pinned or owns a slot. */
 static void finish_pending(struct pqpool *p, pending *pd)
 {
 	pqpool__waiter *w = pd->wake;
@@ -151,25 +218,11 @@ static void finish_pending(struct pqpool *p, pending *pd)
 		pqpool__event_set(&w->ev);
 		w = next;
 	}
-	close_list(p, pd->close, pd->reason);
-	pd->wake = NULL;
-	pd->close = NULL;
+	close_list(p, pd->close, PQPOOL_CLOSE_POOL_CLOSED);
 }
 
-static void pool_free(struct pqpool *p)
-{
-	pqpool__params_free(&p->params);
-	free(p->health_query);
-	pthread_mutex_destroy(&p->mu);
-	pthread_mutex_destroy(&p->stats_mu);
-	pthread_mutex_destroy(&p->health_mu);
-	pthread_cond_destroy(&p->drained);
-	pthread_cond_destroy(&p->health_cv);
-	free(p->slots);
-	free(p);
-}
-
-/* Slot goes EMPTY after its connection was closed (or never opened). */
+/* Slot goes EMPTY after its connection was closed (or never opened). May
+ * free the pool. */
 static void slot_emptied(struct pqpool *p, struct pqpool_conn *s)
 {
 	pending pd = {0};
@@ -178,43 +231,55 @@ static void slot_emptied(struct pqpool *p, struct pqpool_conn *s)
 	atomic_store(&s->state, SLOT_EMPTY);
 	p->nopen--;
 	dispatch_locked(p, &pd);
-	if (p->closed)
-		pthread_cond_broadcast(&p->drained);
-	free_it = p->zombie && p->nopen == 0;
+	free_it = last_one_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	finish_pending(p, &pd);
 	if (free_it)
 		pool_free(p);
 }
 
-/* Closes an owned slot's connection (BUSY, or OPENING with a connection).
- * The connection is detached under the lock, so that pqpool_close() never
- * looks at a PGconn being freed, and finished outside it. */
-static void close_slot(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why)
+/* Closes an owned slot's connection and counts why; the slot stays owned.
+ * The PGconn is detached under the lock, so that pqpool_close() never looks
+ * at one being freed, and finished outside it. */
+static void detach_conn(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why)
 {
 	PGconn *pg;
-	PGcancel *cn;
+	int fd;
 	pthread_mutex_lock(&p->mu);
 	pg = s->pg;
+	fd = s->fd_dup;
 	s->pg = NULL;
+	s->fd_dup = -1;
+	s->ci.valid = false;
 	pthread_mutex_unlock(&p->mu);
-	cn = atomic_exchange(&s->cancel, NULL);
-	PQfreeCancel(cn);
 	PQfinish(pg);
+	if (fd >= 0)
+		close(fd);
 	if (why == PQPOOL_CLOSE_BROKEN)
 		atomic_store_explicit(&p->broken_at_ms, pqpool__now_coarse_ms(),
 		                      memory_order_relaxed);
 	pthread_mutex_lock(&p->stats_mu);
 	p->closed_by[why]++;
 	pthread_mutex_unlock(&p->stats_mu);
+}
+
+/* Closes an owned slot for good. May free the pool. */
+static void close_slot(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why)
+{
+	detach_conn(p, s, why);
 	slot_emptied(p, s);
 }
 
 static void slot_attach(struct pqpool *p, struct pqpool_conn *s, PGconn *pg, int64_t now)
 {
 	int life = p->cfg.max_lifetime_ms;
+	pqpool__cancel_info ci;
+	pqpool__cancel_info_of(pg, &ci);
+	/* written before the slot is published (OPENING -> BUSY or IDLE); the
+	 * closer reads them under the lock only for slots it sees BUSY */
 	s->pg = pg;
-	atomic_store(&s->cancel, PQgetCancel(pg));
+	s->ci = ci;
+	s->fd_dup = PQsocket(pg) >= 0 ? fcntl(PQsocket(pg), F_DUPFD_CLOEXEC, 0) : -1;
 	s->created_ms = now;
 	s->checked_ms = now;
 	s->expires_ms = 0;
@@ -232,12 +297,12 @@ static void slot_attach(struct pqpool *p, struct pqpool_conn *s, PGconn *pg, int
 }
 
 /* Makes an owned slot available: to the oldest waiter if any, else IDLE.
- * Returns false when the pool was closing and the connection was closed
- * instead (the pool may then be gone). */
-static bool publish(struct pqpool *p, struct pqpool_conn *s)
+ * The caller gives the slot up: when the pool is closing the slot is closed
+ * instead, which may free the pool. */
+static void publish(struct pqpool *p, struct pqpool_conn *s)
 {
+	pending pd = {0};
 	if (atomic_load(&p->contend) != 0) {
-		pending pd = {0};
 		bool handed = false, closed;
 		pthread_mutex_lock(&p->mu);
 		closed = p->closed;
@@ -248,27 +313,28 @@ static bool publish(struct pqpool *p, struct pqpool_conn *s)
 		pthread_mutex_unlock(&p->mu);
 		if (closed) {
 			close_slot(p, s, PQPOOL_CLOSE_POOL_CLOSED);
-			return false;
+			return;
 		}
 		if (handed) {
 			finish_pending(p, &pd);
-			return true;
+			return;
 		}
 	}
 	atomic_store(&s->state, SLOT_IDLE);
-	/* a caller may have queued between our first look and the store */
+	/* a caller may have queued, or close begun, between our first look and
+	 * the store */
 	if (atomic_load(&p->contend) != 0) {
-		pending pd = {0};
 		pthread_mutex_lock(&p->mu);
 		dispatch_locked(p, &pd);
 		pthread_mutex_unlock(&p->mu);
 		finish_pending(p, &pd);
 	}
-	return true;
 }
 
-/* Opens connections into claimed OPENING slots; publishes those that open,
- * empties the others. Returns how many opened. */
+/* Opens connections into owned OPENING slots; those that open become BUSY
+ * (for the caller's lease) or are published, the others are emptied.
+ * Returns how many opened, or -1 when out of memory (all emptied). The
+ * caller must be pinned: emptying may otherwise free the pool. */
 static int open_into(struct pqpool *p, struct pqpool_conn **slots, int n, bool lease,
                      int64_t deadline_ns, char *err, size_t errlen)
 {
@@ -279,7 +345,7 @@ static int open_into(struct pqpool *p, struct pqpool_conn **slots, int n, bool l
 		for (int i = 0; i < n; i++)
 			slot_emptied(p, slots[i]);
 		snprintf(err, errlen, "out of memory");
-		return 0;
+		return -1;
 	}
 	opened = pqpool__connect_many(p, n, pgs, deadline_ns, err, errlen);
 	now = pqpool__now_coarse_ms();
@@ -362,6 +428,7 @@ int pqpool_open(const pqpool_config *cfg_in, pqpool **out)
 	for (int i = 0; i < p->nslots; i++) {
 		p->slots[i].index = i;
 		p->slots[i].pool = p;
+		p->slots[i].fd_dup = -1;
 		atomic_init(&p->slots[i].state, SLOT_EMPTY);
 	}
 	p->id = atomic_fetch_add(&next_pool_id, 1);
@@ -388,7 +455,8 @@ int pqpool_open(const pqpool_config *cfg_in, pqpool **out)
 	if (st != PQPOOL_OK && p->cfg.fail_fast) {
 		snprintf(err, sizeof err, "%s", pqpool_errmsg());
 		pqpool_close(p, 0);
-		return pqpool__fail(PQPOOL_ECONNECT, "pqpool_open: %s", err);
+		return pqpool__fail(st == PQPOOL_ENOMEM ? st : PQPOOL_ECONNECT, "pqpool_open: %s",
+		                    err);
 	}
 	if (st != PQPOOL_OK)
 		pqpool__log(p, PQPOOL_LOG_WARN,
@@ -402,19 +470,23 @@ int pqpool_open(const pqpool_config *cfg_in, pqpool **out)
 	return PQPOOL_OK;
 }
 
-/* Cancels the queries of leases still out and shuts their sockets down, so
- * that their holders' next libpq call fails fast. Under p->mu: a slot's pg
- * is detached under the same lock before it is freed. */
-static void break_leases_locked(struct pqpool *p, PGcancel **cancels, int *ncancel)
+/* Leases still out when close gives up: their queries are cancelled and
+ * their sockets shut down (through our own descriptor, never the PGconn,
+ * which belongs to the holder's thread), so the holders' next libpq call
+ * fails fast. Collects what to cancel under p->mu; sends after. */
+static int break_leases_locked(struct pqpool *p, pqpool__cancel_info *cis)
 {
+	int n = 0;
 	for (int i = 0; i < p->nslots; i++) {
 		struct pqpool_conn *s = &p->slots[i];
 		if (atomic_load(&s->state) != SLOT_BUSY || !s->pg)
 			continue;
-		cancels[(*ncancel)++] = atomic_exchange(&s->cancel, NULL);
-		if (PQsocket(s->pg) >= 0)
-			shutdown(PQsocket(s->pg), SHUT_RDWR);
+		if (cis && s->ci.valid)
+			cis[n++] = s->ci;
+		if (s->fd_dup >= 0)
+			shutdown(s->fd_dup, SHUT_RDWR);
 	}
+	return n;
 }
 
 int pqpool_close(pqpool *p, int drain_ms)
@@ -422,8 +494,8 @@ int pqpool_close(pqpool *p, int drain_ms)
 	pending pd = {0};
 	struct timespec ts;
 	int64_t deadline;
-	PGcancel **cancels;
-	int ncancel = 0, left;
+	pqpool__cancel_info *cis;
+	int ncancel, left;
 
 	if (!p)
 		return PQPOOL_OK;
@@ -434,6 +506,8 @@ int pqpool_close(pqpool *p, int drain_ms)
 	}
 	p->closed = true;
 	atomic_fetch_or(&p->contend, PQPOOL__CLOSED_BIT);
+	/* keeps the pool ours while we close idle connections below */
+	p->users++;
 	dispatch_locked(p, &pd);
 	pthread_mutex_unlock(&p->mu);
 	finish_pending(p, &pd);
@@ -442,41 +516,42 @@ int pqpool_close(pqpool *p, int drain_ms)
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&p->mu);
-	while (p->nopen > 0) {
+	p->users--;
+	while (p->nopen > 0 || p->users > 0) {
 		if (pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT)
 			break;
 	}
-	if (p->nopen == 0) {
+	if (p->nopen == 0 && p->users == 0) {
 		pthread_mutex_unlock(&p->mu);
 		pool_free(p);
 		pqpool__ok();
 		return PQPOOL_OK;
 	}
-	/* Leases still out. The pool stays allocated (a "zombie") until the
-	 * last of them comes back, so their release stays valid. */
-	cancels = calloc((size_t)p->nslots, sizeof *cancels);
-	if (cancels)
-		break_leases_locked(p, cancels, &ncancel);
+	/* Still in use. The pool stays allocated (a "zombie") until the last
+	 * lease is released and the last call inside it returns. */
+	cis = calloc((size_t)p->nslots, sizeof *cis);
+	ncancel = break_leases_locked(p, cis);
 	left = p->nopen;
 	p->zombie = true;
 	pthread_mutex_unlock(&p->mu);
-	/* p may be freed from here on by the last release: touch it no more */
-	for (int i = 0; i < ncancel; i++) {
-		char buf[256];
-		if (cancels[i]) {
-			PQcancel(cancels[i], buf, sizeof buf);
-			PQfreeCancel(cancels[i]);
-		}
+	/* p may be freed from here on: touch it no more */
+	deadline = pqpool__now_ns() + 1000000000; /* one second for all cancels */
+	for (int i = 0; cis && i < ncancel; i++) {
+		char err[128];
+		pqpool__cancel_send(&cis[i], deadline, err, sizeof err);
 	}
-	free(cancels);
+	free(cis);
 	return pqpool__fail(PQPOOL_EBUSY,
-	                    "pqpool_close: %d lease(s) still out after %d ms; their "
-	                    "connections were cancelled and shut down",
+	                    "pqpool_close: %d connection(s) still in use after %d ms; their "
+	                    "queries were cancelled and their sockets shut down",
 	                    left, drain_ms);
 }
 
 /* ---- upkeep ---- */
 
+/* Closes idle connections past the idle timeout (never below the minimum)
+ * or their lifetime, and logs leases held too long. The caller is pinned or
+ * owns a slot. */
 static void reap(struct pqpool *p, int64_t now)
 {
 	struct pqpool_conn *idle_victims = NULL, *old_victims = NULL;
@@ -507,10 +582,14 @@ static void reap(struct pqpool *p, int64_t now)
 				*list = s;
 				keep--;
 			}
-		} else if (st == SLOT_BUSY && warn_ms > 0) {
+		} else if (st == SLOT_BUSY && warn_ms > 0 && nwarn < 8) {
 			int64_t at = atomic_load_explicit(&s->acquired_ms, memory_order_relaxed);
-			if (at > 0 && now - at >= warn_ms && !atomic_exchange(&s->warned, true) &&
-			    nwarn < 8) {
+			if (at > 0 && now - at >= warn_ms && !atomic_exchange(&s->warned, true)) {
+				/* the lease may have changed hands since we read `at` */
+				if (atomic_load_explicit(&s->acquired_ms, memory_order_relaxed) != at) {
+					atomic_store(&s->warned, false);
+					continue;
+				}
 				warn[nwarn].file = atomic_load_explicit(&s->acq_file, memory_order_relaxed);
 				warn[nwarn].line = atomic_load_explicit(&s->acq_line, memory_order_relaxed);
 				warn[nwarn].held = now - at;
@@ -551,14 +630,12 @@ static void maybe_upkeep(struct pqpool *p, int64_t now)
 	reap(p, now);
 }
 
-int pqpool_maintain(pqpool *p)
+static int refill(struct pqpool *p)
 {
 	struct pqpool_conn *stackslots[8], **claimed = stackslots;
 	char err[PQPOOL__ERRLEN];
 	int need, n = 0, opened;
 
-	if (!p)
-		return pqpool__fail(PQPOOL_EINVAL, "pqpool_maintain: pool is NULL");
 	reap(p, pqpool__now_coarse_ms());
 	atomic_store(&p->next_upkeep_ms, pqpool__now_coarse_ms() + upkeep_interval(p));
 
@@ -568,9 +645,7 @@ int pqpool_maintain(pqpool *p)
 		return pqpool__fail(PQPOOL_ECLOSED, "maintain: pool closed");
 	}
 	need = p->cfg.pool_min - p->nopen;
-	if (need > 8)
-		claimed = malloc((size_t)need * sizeof *claimed);
-	if (need > 0 && !claimed) {
+	if (need > 8 && !(claimed = malloc((size_t)need * sizeof *claimed))) {
 		pthread_mutex_unlock(&p->mu);
 		return pqpool__fail(PQPOOL_ENOMEM, "maintain: out of memory");
 	}
@@ -592,6 +667,8 @@ int pqpool_maintain(pqpool *p)
 	                   err, sizeof err);
 	if (claimed != stackslots)
 		free(claimed);
+	if (opened < 0)
+		return pqpool__fail(PQPOOL_ENOMEM, "maintain: out of memory");
 	if (opened < n)
 		return pqpool__fail(PQPOOL_ECONNECT, "could not connect to %s: %s",
 		                    p->params.masked, err);
@@ -599,31 +676,39 @@ int pqpool_maintain(pqpool *p)
 	return PQPOOL_OK;
 }
 
+int pqpool_maintain(pqpool *p)
+{
+	int st;
+	if (!p)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_maintain: pool is NULL");
+	pin(p);
+	st = refill(p);
+	unpin(p);
+	return st;
+}
+
 /* ---- acquire and release ---- */
 
-/* Checks an owned slot before it is handed out: lifetime, and liveness when
- * it has been idle a while or predates a breakage seen on another
- * connection. Closes it and returns false when unfit. */
-static bool fit_for_use(struct pqpool *p, struct pqpool_conn *s, int64_t now)
+/* Why an owned idle slot cannot be handed out as it is, or -1 when it can:
+ * past its lifetime, or found dead by the cheap check, which runs when it
+ * has been idle a while or predates a breakage seen on another connection. */
+static int unfit(struct pqpool *p, struct pqpool_conn *s, int64_t now)
 {
 	int64_t idle_for, broken_at;
-	if (s->expires_ms && now >= s->expires_ms) {
-		close_slot(p, s, PQPOOL_CLOSE_LIFETIME);
-		return false;
-	}
+	if (s->expires_ms && now >= s->expires_ms)
+		return PQPOOL_CLOSE_LIFETIME;
 	idle_for = now - atomic_load_explicit(&s->released_ms, memory_order_relaxed);
 	broken_at = atomic_load_explicit(&p->broken_at_ms, memory_order_relaxed);
 	if (idle_for < p->cfg.validate_after_ms && s->checked_ms >= broken_at)
-		return true;
+		return -1;
 	if (!pqpool__conn_alive(s->pg)) {
 		pqpool__log(p, PQPOOL_LOG_INFO,
 		            "connection found closed by the server (idle %lld ms); replacing it",
 		            (long long)idle_for);
-		close_slot(p, s, PQPOOL_CLOSE_BROKEN);
-		return false;
+		return PQPOOL_CLOSE_BROKEN;
 	}
 	s->checked_ms = now;
-	return true;
+	return -1;
 }
 
 static void lease_begin(struct pqpool_conn *s, int64_t now, const char *file, int line)
@@ -636,6 +721,7 @@ static void lease_begin(struct pqpool_conn *s, int64_t now, const char *file, in
 	                      memory_order_relaxed);
 	s->last_status = 0;
 	s->last_sqlstate[0] = '\0';
+	s->deadline_cap_ns = 0;
 }
 
 static void record_slow(struct pqpool *p, int64_t t0, int status)
@@ -652,135 +738,169 @@ static void record_slow(struct pqpool *p, int64_t t0, int status)
 	pthread_mutex_unlock(&p->stats_mu);
 }
 
+/* Opens a connection into an owned OPENING slot for the caller's lease.
+ * The caller is pinned. */
+static int open_for_lease(struct pqpool *p, struct pqpool_conn *s, int64_t t0,
+                          int64_t deadline, pqpool_conn **out, const char *file, int line)
+{
+	char err[PQPOOL__ERRLEN];
+	int n = open_into(p, &s, 1, true, deadline, err, sizeof err);
+	if (n == 1) {
+		if (atomic_load(&p->contend) & PQPOOL__CLOSED_BIT) {
+			pqpool_release(s); /* closes it */
+			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
+		}
+		lease_begin(s, pqpool__now_coarse_ms(), file, line);
+		record_slow(p, t0, PQPOOL_OK);
+		*out = s;
+		pqpool__ok();
+		return PQPOOL_OK;
+	}
+	if (n < 0)
+		return pqpool__fail(PQPOOL_ENOMEM, "acquire: out of memory");
+	/* A connect that ran out of time is still a failure to connect, not
+	 * pool exhaustion: it is ECONNECT, which retry loops may try again. */
+	record_slow(p, t0, PQPOOL_ECONNECT);
+	if (pqpool__now_ns() >= deadline)
+		return pqpool__fail(PQPOOL_ECONNECT,
+		                    "acquire: could not connect to %s within %lld ms "
+		                    "(DB_CONNECTION_TIMEOUT): %s",
+		                    p->params.masked, (long long)((pqpool__now_ns() - t0) / 1000000),
+		                    err);
+	return pqpool__fail(PQPOOL_ECONNECT, "acquire: could not connect to %s: %s",
+	                    p->params.masked, err);
+}
+
+/* An owned slot whose connection is unfit: its connection is replaced in
+ * place, so the caller keeps its turn. The caller is pinned. */
+static int reopen_for_lease(struct pqpool *p, struct pqpool_conn *s, int why, int64_t t0,
+                            int64_t deadline, pqpool_conn **out, const char *file, int line)
+{
+	detach_conn(p, s, (pqpool_close_reason)why);
+	atomic_store(&s->state, SLOT_OPENING);
+	return open_for_lease(p, s, t0, deadline, out, file, line);
+}
+
 static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_conn **out,
                         const char *file, int line)
 {
-	char err[PQPOOL__ERRLEN];
-	int status;
+	pqpool__waiter w;
+	enum grant_kind kind = GRANT_NONE;
+	struct pqpool_conn *s = NULL;
+	int why;
 
-	for (;;) {
-		pqpool__waiter w;
-		enum grant_kind kind = GRANT_NONE;
-		struct pqpool_conn *s = NULL;
-
-		pthread_mutex_lock(&p->mu);
-		if (p->closed) {
-			pthread_mutex_unlock(&p->mu);
-			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
-		}
-		if (!p->whead) {
-			if ((s = take_idle(p, true)) != NULL)
-				kind = GRANT_SLOT;
-			else if ((s = claim_empty_locked(p)) != NULL)
-				kind = GRANT_CAPACITY;
-		}
-		if (kind == GRANT_NONE) {
-			pending pd = {0};
-			w.next = NULL;
-			w.kind = GRANT_NONE;
-			w.slot = NULL;
-			pqpool__event_init(&w.ev);
-			/* w lives on this stack frame; every path out of this block
-			 * takes it off the queue (a granter, or the timeout below) */
-			if (p->wtail)
-				p->wtail->next = &w; // cppcheck-suppress autoVariables
-			else
-				p->whead = &w; // cppcheck-suppress autoVariables
-			p->wtail = &w; // cppcheck-suppress autoVariables
-			p->nwaiting++;
-			atomic_fetch_add(&p->contend, 1);
-			/* a connection released before our increment is idle now */
-			dispatch_locked(p, &pd);
-			pthread_mutex_unlock(&p->mu);
-			finish_pending(p, &pd);
-			if (!pqpool__event_wait(&w.ev, deadline)) {
-				int inuse, waiting;
-				pthread_mutex_lock(&p->mu);
-				if (w.kind == GRANT_NONE) {
-					pqpool__waiter **pp = &p->whead, *prev = NULL;
-					while (*pp != &w) {
-						prev = *pp;
-						pp = &(*pp)->next;
-					}
-					*pp = w.next;
-					if (p->wtail == &w)
-						p->wtail = prev;
-					p->nwaiting--;
-					atomic_fetch_sub(&p->contend, 1);
-					inuse = p->nopen;
-					waiting = p->nwaiting;
-					pthread_mutex_unlock(&p->mu);
-					record_slow(p, t0, PQPOOL_ETIMEDOUT);
-					return pqpool__fail(
-					        PQPOOL_ETIMEDOUT,
-					        "acquire: timed out after %lld ms waiting for a connection "
-					        "(%d of %d open, all in use; %d other caller(s) waiting)",
-					        (long long)((pqpool__now_ns() - t0) / 1000000), inuse,
-					        p->nslots, waiting);
-				}
-				pthread_mutex_unlock(&p->mu);
-				/* granted as we gave up: the granter sets the event next */
-				pqpool__event_wait(&w.ev, INT64_MAX);
-			}
-			kind = w.kind;
-			s = w.slot;
-		} else {
-			pthread_mutex_unlock(&p->mu);
-		}
-
-		if (kind == GRANT_CLOSED)
-			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
-		if (kind == GRANT_SLOT) {
-			int64_t now = pqpool__now_coarse_ms();
-			if (fit_for_use(p, s, now)) {
-				lease_begin(s, now, file, line);
-				record_slow(p, t0, PQPOOL_OK);
-				*out = s;
-				pqpool__ok();
-				return PQPOOL_OK;
-			}
-		} else { /* GRANT_CAPACITY: s is OPENING and ours */
-			if (open_into(p, &s, 1, true, deadline, err, sizeof err) == 1) {
-				if (atomic_load(&p->contend) & PQPOOL__CLOSED_BIT) {
-					pqpool_release(s); /* closes it */
-					return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
-				}
-				lease_begin(s, pqpool__now_coarse_ms(), file, line);
-				record_slow(p, t0, PQPOOL_OK);
-				*out = s;
-				pqpool__ok();
-				return PQPOOL_OK;
-			}
-			status = pqpool__now_ns() >= deadline ? PQPOOL_ETIMEDOUT : PQPOOL_ECONNECT;
-			record_slow(p, t0, status);
-			if (status == PQPOOL_ETIMEDOUT)
-				return pqpool__fail(status,
-				                    "acquire: timed out after %lld ms connecting to %s",
-				                    (long long)((pqpool__now_ns() - t0) / 1000000),
-				                    p->params.masked);
-			return pqpool__fail(status, "acquire: could not connect to %s: %s",
-			                    p->params.masked, err);
-		}
-		if (pqpool__now_ns() >= deadline) {
-			record_slow(p, t0, PQPOOL_ETIMEDOUT);
-			return pqpool__fail(PQPOOL_ETIMEDOUT,
-			                    "acquire: timed out after %lld ms replacing dead connections",
-			                    (long long)((pqpool__now_ns() - t0) / 1000000));
-		}
+	pthread_mutex_lock(&p->mu);
+	if (p->closed) {
+		pthread_mutex_unlock(&p->mu);
+		return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
 	}
+	if (!p->whead) {
+		if ((s = take_idle(p, true)) != NULL)
+			kind = GRANT_SLOT;
+		else if ((s = claim_empty_locked(p)) != NULL)
+			kind = GRANT_CAPACITY;
+	}
+	if (kind == GRANT_NONE) {
+		pending pd = {0};
+		w.next = NULL;
+		w.kind = GRANT_NONE;
+		w.slot = NULL;
+		pqpool__event_init(&w.ev);
+		/* w lives on this stack frame; every way out of this block takes it
+		 * off the queue (a granter, or the timeout below) */
+		if (p->wtail)
+			p->wtail->next = &w; // cppcheck-suppress autoVariables
+		else
+			p->whead = &w; // cppcheck-suppress autoVariables
+		p->wtail = &w;         // cppcheck-suppress autoVariables
+		p->nwaiting++;
+		atomic_fetch_add(&p->contend, 1);
+		/* a connection released before our increment is idle now */
+		dispatch_locked(p, &pd);
+		pthread_mutex_unlock(&p->mu);
+		finish_pending(p, &pd);
+		if (!pqpool__event_wait(&w.ev, deadline)) {
+			int open, waiting;
+			pthread_mutex_lock(&p->mu);
+			if (w.kind == GRANT_NONE) {
+				pqpool__waiter **pp = &p->whead, *prev = NULL;
+				while (*pp != &w) {
+					prev = *pp;
+					pp = &(*pp)->next;
+				}
+				*pp = w.next;
+				if (p->wtail == &w)
+					p->wtail = prev;
+				p->nwaiting--;
+				atomic_fetch_sub(&p->contend, 1);
+				open = p->nopen;
+				waiting = p->nwaiting;
+				pthread_mutex_unlock(&p->mu);
+				record_slow(p, t0, PQPOOL_ETIMEDOUT);
+				return pqpool__fail(
+				        PQPOOL_ETIMEDOUT,
+				        "acquire: timed out after %lld ms waiting for a connection "
+				        "(%d of %d open, all in use; %d other caller(s) waiting)",
+				        (long long)((pqpool__now_ns() - t0) / 1000000), open, p->nslots,
+				        waiting);
+			}
+			pthread_mutex_unlock(&p->mu);
+			/* granted as we gave up: the granter sets the event next */
+			pqpool__event_wait(&w.ev, INT64_MAX);
+		}
+		kind = w.kind;
+		s = w.slot;
+	} else {
+		pthread_mutex_unlock(&p->mu);
+	}
+
+	if (kind == GRANT_CLOSED)
+		return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
+	if (kind == GRANT_CAPACITY)
+		return open_for_lease(p, s, t0, deadline, out, file, line);
+	/* GRANT_SLOT */
+	why = unfit(p, s, pqpool__now_coarse_ms());
+	if (why >= 0)
+		return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
+	lease_begin(s, pqpool__now_coarse_ms(), file, line);
+	record_slow(p, t0, PQPOOL_OK);
+	*out = s;
+	pqpool__ok();
+	return PQPOOL_OK;
 }
 
-/* The lock-free path, taken only when nobody queues (no barging). */
-static bool acquire_fast(struct pqpool *p, pqpool_conn **out, const char *file, int line)
+/* Everything but the lock-free path; pins the pool meanwhile. `s` is an
+ * unfit slot the fast path took (or NULL). */
+static int acquire_rest(struct pqpool *p, struct pqpool_conn *s, int why, int64_t t0,
+                        int64_t deadline, pqpool_conn **out, const char *file, int line)
+{
+	int st;
+	pin(p);
+	if (s)
+		st = reopen_for_lease(p, s, why, t0, deadline, out, file, line);
+	else
+		st = acquire_slow(p, t0, deadline, out, file, line);
+	unpin(p);
+	return st;
+}
+
+/* The lock-free path, taken only when nobody queues (no barging). Returns
+ * true with *out set, or false with *unfit_slot an owned slot to replace
+ * (or NULL) and *why its reason. */
+static bool acquire_fast(struct pqpool *p, pqpool_conn **out, const char *file, int line,
+                         struct pqpool_conn **unfit_slot, int *why)
 {
 	struct pqpool_conn *s;
 	int64_t now;
+	*unfit_slot = NULL;
 	if (atomic_load_explicit(&p->contend, memory_order_acquire) != 0 ||
 	    (s = take_idle(p, true)) == NULL)
 		return false;
 	now = pqpool__now_coarse_ms();
-	if (!fit_for_use(p, s, now))
+	if ((*why = unfit(p, s, now)) >= 0) {
+		*unfit_slot = s;
 		return false;
+	}
 	lease_begin(s, now, file, line);
 	*out = s;
 	pqpool__ok();
@@ -790,28 +910,32 @@ static bool acquire_fast(struct pqpool *p, pqpool_conn **out, const char *file, 
 int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool_conn **out,
                           const char *file, int line)
 {
+	struct pqpool_conn *s;
+	int why = -1;
 	if (!p || !out)
 		return pqpool__fail(PQPOOL_EINVAL, "acquire: NULL pool or out");
 	*out = NULL;
-	if (acquire_fast(p, out, file, line))
+	if (acquire_fast(p, out, file, line, &s, &why))
 		return PQPOOL_OK;
-	return acquire_slow(p, pqpool__now_ns(), deadline_ns, out, file, line);
+	return acquire_rest(p, s, why, pqpool__now_ns(), deadline_ns, out, file, line);
 }
 
 int pqpool_acquire_at(pqpool *p, int timeout_ms, pqpool_conn **out, const char *file,
                       int line)
 {
+	struct pqpool_conn *s;
+	int why = -1;
 	int64_t t0;
 	if (!p || !out)
 		return pqpool__fail(PQPOOL_EINVAL, "acquire: NULL pool or out");
 	*out = NULL;
-	if (acquire_fast(p, out, file, line))
+	if (acquire_fast(p, out, file, line, &s, &why))
 		return PQPOOL_OK;
 	/* the precise clock is read only here, off the fast path */
 	t0 = pqpool__now_ns();
 	if (timeout_ms < 0)
 		timeout_ms = p->cfg.connection_timeout_ms;
-	return acquire_slow(p, t0, t0 + (int64_t)timeout_ms * 1000000, out, file, line);
+	return acquire_rest(p, s, why, t0, t0 + (int64_t)timeout_ms * 1000000, out, file, line);
 }
 
 PGconn *pqpool_conn_pg(pqpool_conn *c)
@@ -821,7 +945,9 @@ PGconn *pqpool_conn_pg(pqpool_conn *c)
 
 static bool rollback(struct pqpool_conn *s)
 {
-	int64_t deadline = pqpool__now_ns() + (int64_t)s->pool->cfg.connection_timeout_ms * 1000000;
+	const pqpool_config *cfg = &s->pool->cfg;
+	int ms = cfg->query_timeout_ms > 0 ? cfg->query_timeout_ms : cfg->connection_timeout_ms;
+	int64_t deadline = pqpool__now_ns() + (int64_t)ms * 1000000;
 	char saved[PQPOOL__ERRLEN], code[6];
 	bool ok;
 	/* the caller's own error (why the transaction failed) is what they
@@ -869,6 +995,8 @@ static void release_impl(struct pqpool_conn *s, bool discard)
 		reason = PQPOOL_CLOSE_LIFETIME;
 	atomic_store_explicit(&s->acquired_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->warned, false, memory_order_relaxed);
+	/* upkeep while our slot still pins the pool */
+	maybe_upkeep(p, now);
 	if (reason >= 0) {
 		close_slot(p, s, (pqpool_close_reason)reason);
 		return;
@@ -876,8 +1004,7 @@ static void release_impl(struct pqpool_conn *s, bool discard)
 	atomic_store_explicit(&s->released_ms, now, memory_order_relaxed);
 	tl_hint.pool_id = p->id;
 	tl_hint.slot = s->index;
-	if (publish(p, s))
-		maybe_upkeep(p, now);
+	publish(p, s); /* may free the pool when closing */
 }
 
 void pqpool_release(pqpool_conn *c)

@@ -52,7 +52,8 @@ typedef struct attempt {
 	char msg[PQPOOL__ERRLEN];
 } attempt;
 
-typedef int (*attempt_fn)(struct pqpool *p, void *arg, attempt *a);
+/* One attempt; deadline_ns is the whole loop's, which no attempt outlives. */
+typedef int (*attempt_fn)(struct pqpool *p, void *arg, int64_t deadline_ns, attempt *a);
 
 static int retry_loop(struct pqpool *p, const char *context, attempt_fn fn, void *arg)
 {
@@ -61,13 +62,15 @@ static int retry_loop(struct pqpool *p, const char *context, attempt_fn fn, void
 	attempt a;
 	int n;
 
+	pqpool__pin(p);
 	if (!context)
 		context = "operation";
 	for (n = 1;; n++) {
 		int delay;
 		memset(&a, 0, sizeof a);
-		fn(p, arg, &a);
+		fn(p, arg, deadline, &a);
 		if (a.status == PQPOOL_OK) {
+			pqpool__unpin(p);
 			pqpool__ok();
 			return PQPOOL_OK;
 		}
@@ -89,6 +92,7 @@ static int retry_loop(struct pqpool *p, const char *context, attempt_fn fn, void
 		pthread_mutex_unlock(&p->stats_mu);
 		sleep_ms(delay);
 	}
+	pqpool__unpin(p);
 	return pqpool__fail_code(a.status, a.sqlstate, "database %s failed after %d attempt%s: %s",
 	                         context, n, n == 1 ? "" : "s", a.msg);
 }
@@ -114,9 +118,10 @@ static bool acquire_attempt(struct pqpool *p, int64_t deadline_ns, pqpool_conn *
 	return false;
 }
 
-static int64_t acquire_deadline(struct pqpool *p)
+static int64_t acquire_deadline(struct pqpool *p, int64_t loop_deadline)
 {
-	return pqpool__now_ns() + (int64_t)p->cfg.connection_timeout_ms * 1000000;
+	int64_t d = pqpool__now_ns() + (int64_t)p->cfg.connection_timeout_ms * 1000000;
+	return d < loop_deadline ? d : loop_deadline;
 }
 
 /* ---- pqpool_run ---- */
@@ -126,13 +131,14 @@ struct run_arg {
 	void *arg;
 };
 
-static int run_attempt(struct pqpool *p, void *arg, attempt *a)
+static int run_attempt(struct pqpool *p, void *arg, int64_t deadline, attempt *a)
 {
 	struct run_arg *ra = arg;
 	pqpool_conn *c;
 	int st;
-	if (!acquire_attempt(p, acquire_deadline(p), &c, a))
+	if (!acquire_attempt(p, acquire_deadline(p, deadline), &c, a))
 		return a->status;
+	c->deadline_cap_ns = deadline; /* queries through pqpool_exec stop there */
 	pqpool__ok();
 	st = ra->fn(c, ra->arg);
 	if (st != PQPOOL_OK) {
@@ -172,13 +178,14 @@ struct query_arg {
 	PGresult **res;
 };
 
-static int query_attempt(struct pqpool *p, void *arg, attempt *a)
+static int query_attempt(struct pqpool *p, void *arg, int64_t deadline, attempt *a)
 {
 	struct query_arg *qa = arg;
 	pqpool_conn *c;
 	int st;
-	if (!acquire_attempt(p, acquire_deadline(p), &c, a))
+	if (!acquire_attempt(p, acquire_deadline(p, deadline), &c, a))
 		return a->status;
+	c->deadline_cap_ns = deadline;
 	st = pqpool_exec(c, qa->sql, qa->nparams, qa->params, qa->res);
 	if (st != PQPOOL_OK) {
 		take_error(a, st);

@@ -23,6 +23,8 @@ void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool 
 		BUMP(q->errors, 1);
 	BUMP(q->sum_ns, (uint64_t)dur_ns);
 	BUMP(q->hist[pqpool__hist_bucket(dur_ns)], 1);
+	/* A reader may see a bucket mid-reset (new epoch, old counts or the
+	 * reverse): the window is an estimate, good to a query or two. */
 	if (atomic_load_explicit(&q->win[b].epoch, memory_order_relaxed) != epoch) {
 		atomic_store_explicit(&q->win[b].n, 0, memory_order_relaxed);
 		atomic_store_explicit(&q->win[b].err, 0, memory_order_relaxed);
@@ -66,6 +68,7 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 
 	if (!p || !st)
 		return pqpool__fail(PQPOOL_EINVAL, "stats: NULL pool or out");
+	pqpool__pin(p);
 	memset(st, 0, sizeof *st);
 	for (int i = 0; i < p->nslots; i++) {
 		struct pqpool_conn *s = &p->slots[i];
@@ -141,6 +144,7 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 	st->started_ms = p->started_wall_ms;
 	st->last_activity_ms =
 	        last_mono > 0 ? p->started_wall_ms + (last_mono - p->started_mono_ms) : p->started_wall_ms;
+	pqpool__unpin(p);
 	pqpool__ok();
 	return PQPOOL_OK;
 }

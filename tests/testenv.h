@@ -33,6 +33,10 @@ int testenv_log_has(const char *needle);
 /* Number of captured log messages containing needle. */
 int testenv_log_count(const char *needle);
 void testenv_log_reset(void);
+/* A loopback TCP port that accepts connections (the kernel does) but never
+ * answers: a database that hangs. Writes the port; returns the listening
+ * socket (close it when done). */
+int testenv_blackhole(int *port);
 /* Monotonic ms. */
 int64_t testenv_now_ms(void);
 void testenv_sleep_ms(int ms);
