@@ -19,8 +19,12 @@ sed -i "s|^prefix=.*|prefix=$prefix|" "$pc"
 pkg-config --exists pqpool || { echo "FAIL: pkg-config cannot read pqpool.pc"; exit 1; }
 [ "$(pkg-config --modversion pqpool)" = "$(sed -n 's/^#define PQPOOL_VERSION "\(.*\)"/\1/p' "$src/include/pqpool.h")" ] \
   || { echo "FAIL: pqpool.pc version differs from PQPOOL_VERSION"; exit 1; }
+# a sanitizer build installs an instrumented library: link the same runtime
+san=()
+[ -n "${PQPOOL_SANITIZE:-}" ] && san=(-fsanitize="$PQPOOL_SANITIZE")
 # shellcheck disable=SC2046
-cc -std=c11 -Wall -Werror -o "$prefix/hello" "$src/examples/hello.c" $(pkg-config --cflags --libs pqpool)
+"${PQPOOL_CC:-cc}" -std=c11 -Wall -Werror "${san[@]}" -o "$prefix/hello" "$src/examples/hello.c" \
+  $(pkg-config --cflags --libs pqpool)
 libdir=$(pkg-config --variable=libdir pqpool)
 out=$(DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$env_file") LD_LIBRARY_PATH=$libdir "$prefix/hello")
 echo "$out"
