@@ -132,6 +132,12 @@ typedef struct pqpool_config {
 	bool health_share;        /* DB_HEALTH_SHARE, true: concurrent checks
 	                           * share one probe in flight */
 
+	bool prepare;             /* DB_PREPARED_STATEMENTS, true: pqpool_exec and
+	                           * pqpool_query prepare each statement once per
+	                           * connection (named, up to 128 per connection)
+	                           * and reuse it; false for PgBouncer transaction
+	                           * pooling without prepared statement support */
+
 	bool fail_fast;           /* pqpool_open fails if the database cannot be
 	                           * reached; default false: open succeeds with an
 	                           * empty pool that fills once it answers */

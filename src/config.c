@@ -40,6 +40,7 @@ void pqpool_config_init(pqpool_config *cfg)
 	cfg->retry_deadline_ms = 60000;
 	cfg->health_slow_ms = 1000;
 	cfg->health_share = true;
+	cfg->prepare = true;
 	cfg->fail_fast = false;
 }
 
@@ -828,6 +829,7 @@ static const field fields[] = {
         FIELD("DB_HEALTH_QUERY", health_query, F_QUERY, 0, 0),
         FIELD("DB_HEALTH_SLOW", health_slow_ms, F_INT, 1, INT_MAX),
         FIELD("DB_HEALTH_SHARE", health_share, F_BOOL, 0, 0),
+        FIELD("DB_PREPARED_STATEMENTS", prepare, F_BOOL, 0, 0),
         FIELD("DB_FAIL_FAST", fail_fast, F_BOOL, 0, 0),
         FIELD(NULL, validate_after_ms, F_INT, 0, INT_MAX),
 };

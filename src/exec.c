@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* How long a cancelled query gets, by default, to report back before the
@@ -173,6 +174,131 @@ static void note_failure(struct pqpool_conn *c, int status)
 	pqpool__count_error(c->pool, code[0] ? code : NULL);
 }
 
+/* ---- statements prepared once per connection ---- */
+
+void pqpool__stmts_free(pqpool__stmts *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < PQPOOL__STMT_SLOTS; i++)
+		free(st->e[i].sql);
+	free(st);
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* The entry for sql, or the free entry where it would go (sql == NULL). */
+static pqpool__stmt *stmt_find(pqpool__stmts *st, const char *sql, uint64_t h)
+{
+	for (unsigned i = 0; i < PQPOOL__STMT_SLOTS; i++) {
+		pqpool__stmt *e = &st->e[(h + i) & (PQPOOL__STMT_SLOTS - 1)];
+		if (!e->sql || (e->hash == h && strcmp(e->sql, sql) == 0))
+			return e;
+	}
+	return NULL; /* cannot happen: at most STMT_MAX of STMT_SLOTS are used */
+}
+
+/* Removes an entry, re-inserting the probe chain after it. */
+static void stmt_remove(pqpool__stmts *st, pqpool__stmt *gone)
+{
+	unsigned i = (unsigned)(gone - st->e);
+	free(gone->sql);
+	gone->sql = NULL;
+	st->n--;
+	for (unsigned k = 1; k < PQPOOL__STMT_SLOTS; k++) {
+		pqpool__stmt *e = &st->e[(i + k) & (PQPOOL__STMT_SLOTS - 1)], moved;
+		if (!e->sql)
+			break;
+		moved = *e;
+		e->sql = NULL;
+		*stmt_find(st, moved.sql, moved.hash) = moved;
+	}
+}
+
+static int send_failed(struct pqpool_conn *c, const char *what)
+{
+	char msg[PQPOOL__ERRLEN];
+	if (PQstatus(c->pg) == CONNECTION_BAD)
+		return conn_lost(c, what, NULL);
+	pqpool__trim_msg(PQerrorMessage(c->pg), msg, sizeof msg);
+	return pqpool__fail(PQPOOL_EINVAL, "%s: %s", what, msg);
+}
+
+/* A cached statement the server no longer honours: the plan's result type
+ * changed under it (a table was altered), or it is gone (DISCARD ALL,
+ * DEALLOCATE). Outside a transaction nothing ran, so preparing it again is
+ * safe. */
+static bool stale_statement(struct pqpool_conn *c)
+{
+	const char *code = pqpool_errcode();
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		return false;
+	return strcmp(code, "26000") == 0 ||
+	       (strcmp(code, "0A000") == 0 &&
+	        strstr(pqpool_errmsg(), "cached plan must not change result type") != NULL);
+}
+
+static int exec_prepared(struct pqpool_conn *c, const char *sql, int nparams,
+                         const char *const *params, PGresult **r, int64_t deadline_ns,
+                         int grace_ms, bool retried)
+{
+	uint64_t h = fnv1a(sql);
+	pqpool__stmt *e;
+	char name[32];
+	int st;
+
+	if (!c->stmts && !(c->stmts = calloc(1, sizeof *c->stmts)))
+		return pqpool__fail(PQPOOL_ENOMEM, "query: out of memory");
+	e = stmt_find(c->stmts, sql, h);
+	if (!e->sql) {
+		char *copy;
+		if (c->stmts->n >= PQPOOL__STMT_MAX) /* full: this one goes unnamed */
+			return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
+			               ? pqpool__wait_result(c, deadline_ns, grace_ms, r, "query")
+			               : send_failed(c, "query");
+		if (!(copy = strdup(sql)))
+			return pqpool__fail(PQPOOL_ENOMEM, "query: out of memory");
+		snprintf(name, sizeof name, "pqpool_%u", ++c->stmts->next_id);
+		if (!PQsendPrepare(c->pg, name, sql, nparams, NULL)) {
+			free(copy);
+			return send_failed(c, "prepare");
+		}
+		st = pqpool__wait_result(c, deadline_ns, grace_ms, NULL, "query");
+		if (st != PQPOOL_OK) {
+			free(copy);
+			return st;
+		}
+		e->hash = h;
+		e->sql = copy;
+		e->id = c->stmts->next_id;
+		c->stmts->n++;
+	}
+	snprintf(name, sizeof name, "pqpool_%u", e->id);
+	if (!PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, 0))
+		return send_failed(c, "query");
+	st = pqpool__wait_result(c, deadline_ns, grace_ms, r, "query");
+	if (st == PQPOOL_EQUERY && !retried && stale_statement(c)) {
+		bool exists = strcmp(pqpool_errcode(), "26000") != 0;
+		stmt_remove(c->stmts, e);
+		if (exists) { /* free it on the server; a failure here is harmless */
+			char sqlbuf[64];
+			snprintf(sqlbuf, sizeof sqlbuf, "DEALLOCATE %s", name);
+			if (PQsendQuery(c->pg, sqlbuf))
+				pqpool__wait_result(c, deadline_ns, grace_ms, NULL, "deallocate");
+		}
+		pqpool__log(c->pool, PQPOOL_LOG_INFO, "prepared statement %s was stale; preparing it again",
+		            name);
+		return exec_prepared(c, sql, nparams, params, r, deadline_ns, grace_ms, true);
+	}
+	return st;
+}
+
 int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
                  const char *const *params, PGresult **res, int64_t deadline_ns,
                  int grace_ms)
@@ -191,19 +317,13 @@ int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
 	}
 	if (c->deadline_cap_ns && c->deadline_cap_ns < deadline_ns)
 		deadline_ns = c->deadline_cap_ns;
-	/* text parameters, text results; the unnamed statement of the extended
-	 * protocol, as PQexecParams uses */
-	if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
-		if (PQstatus(c->pg) == CONNECTION_BAD)
-			status = conn_lost(c, "query", NULL);
-		else {
-			char msg[PQPOOL__ERRLEN];
-			pqpool__trim_msg(PQerrorMessage(c->pg), msg, sizeof msg);
-			status = pqpool__fail(PQPOOL_EINVAL, "query: %s", msg);
-		}
-	} else {
+	/* text parameters, text results */
+	if (c->pool->cfg.prepare)
+		status = exec_prepared(c, sql, nparams, params, &r, deadline_ns, grace_ms, false);
+	else if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+		status = send_failed(c, "query"); /* the unnamed statement, as PQexecParams */
+	else
 		status = pqpool__wait_result(c, deadline_ns, grace_ms, &r, "query");
-	}
 	t1 = pqpool__now_ns();
 	pqpool__qstats_add(&c->q, t1, t1 - t0, status != PQPOOL_OK);
 	if (status != PQPOOL_OK) {

@@ -98,6 +98,22 @@ typedef struct pqpool__qstats {
 	} win[PQPOOL__WIN_SLOTS];
 } pqpool__qstats;
 
+/* Statements prepared on one connection: an open-addressing table keyed by
+ * the SQL text. Allocated on first use, freed with the connection. */
+#define PQPOOL__STMT_SLOTS 256
+#define PQPOOL__STMT_MAX 128
+typedef struct pqpool__stmt {
+	uint64_t hash;
+	char *sql;                       /* owned; NULL = free entry */
+	unsigned id;                     /* the statement is named pqpool_<id> */
+} pqpool__stmt;
+typedef struct pqpool__stmts {
+	int n;
+	unsigned next_id;
+	pqpool__stmt e[PQPOOL__STMT_SLOTS];
+} pqpool__stmts;
+void pqpool__stmts_free(pqpool__stmts *st);
+
 /* Records one query outcome in a slot's statistics. */
 void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns,
                         bool error);
@@ -131,6 +147,7 @@ struct pqpool_conn {
 	                                  * that close can shut it down without
 	                                  * touching the PGconn; -1 if none */
 	int64_t deadline_cap_ns;         /* pqpool_run's overall deadline; 0 none */
+	pqpool__stmts *stmts;            /* prepared statements of this connection */
 	struct pqpool_conn *next;        /* on a to-close list, while owned */
 	int64_t created_ms;              /* coarse monotonic */
 	int64_t checked_ms;              /* last liveness check that passed */

@@ -252,6 +252,8 @@ static void detach_conn(struct pqpool *p, struct pqpool_conn *s, pqpool_close_re
 	s->fd_dup = -1;
 	s->ci.valid = false;
 	pthread_mutex_unlock(&p->mu);
+	pqpool__stmts_free(s->stmts);
+	s->stmts = NULL;
 	PQfinish(pg);
 	if (fd >= 0)
 		close(fd);

@@ -329,10 +329,10 @@ static void test_env_bools(void **state)
 	            {"yes", true},    {"YES", true},    {"on", true},   {"On", true},
 	            {"false", false}, {"FALSE", false}, {"0", false},   {"no", false},
 	            {"No", false},    {"off", false},   {"OFF", false}};
-	const char *names[] = {"DB_HEALTH_SHARE", "DB_FAIL_FAST"};
-	const size_t offs[] = {OFF(health_share), OFF(fail_fast)};
+	const char *names[] = {"DB_HEALTH_SHARE", "DB_FAIL_FAST", "DB_PREPARED_STATEMENTS"};
+	const size_t offs[] = {OFF(health_share), OFF(fail_fast), OFF(prepare)};
 	char want[PQPOOL__ERRLEN];
-	for (size_t n = 0; n < 2; n++) {
+	for (size_t n = 0; n < 3; n++) {
 		for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 			pqpool_config cfg;
 			load_ok(&cfg, ENV(names[n], good[i].text));
@@ -350,9 +350,10 @@ static void test_env_bools(void **state)
 		}
 	}
 	pqpool_config cfg;
-	load_ok(&cfg, ENV("DB_HEALTH_SHARE", "", "DB_FAIL_FAST", ""));
+	load_ok(&cfg, ENV("DB_HEALTH_SHARE", "", "DB_FAIL_FAST", "", "DB_PREPARED_STATEMENTS", ""));
 	assert_true(cfg.health_share);
 	assert_false(cfg.fail_fast);
+	assert_true(cfg.prepare);
 	pqpool_config_clear(&cfg);
 }
 

@@ -1,0 +1,547 @@
+/* workloads.c — the measurements: pooled throughput, the same work without a
+ * pool, the pool's own overhead, the specification's load test, and pgbench
+ * as the C reference, each reporting throughput, latency and client CPU. */
+#include "bench.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t ns_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* A progress line on stderr while a measurement runs, then erased. */
+static void progress(const bench_opts *o, const char *what, double done, double total)
+{
+	if (!o->progress)
+		return;
+	if (done < 0) {
+		fprintf(stderr, "\r%60s\r", "");
+		return;
+	}
+	fprintf(stderr, "\r%s: %3.0f %%", what, total > 0 ? 100.0 * done / total : 0);
+	fflush(stderr);
+}
+
+static void wait_measuring(const bench_opts *o, const char *what, double seconds)
+{
+	double t0 = bench_now();
+	while (bench_now() - t0 < seconds) {
+		double left = seconds - (bench_now() - t0);
+		progress(o, what, bench_now() - t0, seconds);
+		sleep_s(left < 0.5 ? left : 0.5);
+	}
+	progress(o, what, -1, 0);
+}
+
+static void finish(bench_result *r, double t0, double cpu0)
+{
+	r->seconds = bench_now() - t0;
+	r->cpu_s = bench_cpu_self() - cpu0;
+	r->ops_per_s = r->seconds > 0 ? (double)r->ops / r->seconds : 0;
+	r->cpu_us_per_op = r->ops ? r->cpu_s * 1e6 / (double)r->ops : 0;
+}
+
+static int open_pool(pqpool_config *cfg, int size, pqpool **p)
+{
+	cfg->pool_max = size;
+	cfg->pool_min = size;
+	if (pqpool_open(cfg, p) != PQPOOL_OK) {
+		fprintf(stderr, "bench: %s\n", pqpool_errmsg());
+		return -1;
+	}
+	return 0;
+}
+
+/* Phases of a timed run, shared by the workers of one measurement. */
+enum { PH_WAIT, PH_WARM, PH_MEASURE, PH_STOP };
+
+/* Runs the workers through a warm-up (connections opened, statements
+ * prepared, caches warm; not counted) and the measured interval. */
+static void run_phases(const bench_opts *o, const char *what, _Atomic int *phase, double *t0,
+                       double *cpu0)
+{
+	atomic_store(phase, PH_WARM);
+	sleep_s(o->duration_s / 10 < 0.5 ? o->duration_s / 10 : 0.5);
+	*cpu0 = bench_cpu_self();
+	*t0 = bench_now();
+	atomic_store(phase, PH_MEASURE);
+	wait_measuring(o, what, o->duration_s);
+	atomic_store(phase, PH_STOP);
+}
+
+/* ---- throughput: N threads on a pool of P, one query per lease ---- */
+
+struct tp_worker {
+	pqpool *pool;
+	const bench_opts *o;
+	_Atomic int *phase;
+	uint64_t ops, errors, worst_wait;
+	lat_hist lat, wait;
+	char err[256];
+	pthread_t th;
+};
+
+static void *tp_run(void *arg)
+{
+	struct tp_worker *w = arg;
+	int ph;
+	while (atomic_load(w->phase) == PH_WAIT)
+		sched_yield();
+	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
+		pqpool_conn *c;
+		uint64_t t0 = ns_now(), t1, t2;
+		int rc = pqpool_acquire(w->pool, -1, &c);
+		t1 = ns_now();
+		if (rc == PQPOOL_OK) {
+			rc = pqpool_exec(c, w->o->query, 0, NULL, NULL);
+			pqpool_release(c);
+		}
+		t2 = ns_now();
+		if (ph != PH_MEASURE)
+			continue;
+		if (rc != PQPOOL_OK) {
+			if (!w->errors)
+				snprintf(w->err, sizeof w->err, "%s", pqpool_errmsg());
+			w->errors++;
+			continue;
+		}
+		lat_add(&w->wait, t1 - t0);
+		if (t1 - t0 > w->worst_wait)
+			w->worst_wait = t1 - t0;
+		lat_add(&w->lat, t2 - t0);
+		w->ops++;
+	}
+	return NULL;
+}
+
+static void init_result(bench_result *r, const char *name, const bench_opts *o)
+{
+	memset(r, 0, sizeof *r);
+	lat_init(&r->latency);
+	lat_init(&r->wait);
+	r->name = name;
+	r->threads = o->threads;
+	r->conns = o->pool;
+	r->prepared = o->prepared;
+}
+
+int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	struct tp_worker *w = calloc((size_t)o->threads, sizeof *w);
+	_Atomic int phase = PH_WAIT;
+	pqpool *p;
+	double t0, cpu0;
+
+	init_result(r, o->prepared ? "pqpool prepared" : "pqpool", o);
+	cfg->prepare = o->prepared;
+	if (!w || open_pool(cfg, o->pool, &p) != 0) {
+		free(w);
+		return -1;
+	}
+	for (int i = 0; i < o->threads; i++) {
+		w[i].pool = p;
+		w[i].o = o;
+		w[i].phase = &phase;
+		lat_init(&w[i].lat);
+		lat_init(&w[i].wait);
+		pthread_create(&w[i].th, NULL, tp_run, &w[i]);
+	}
+	run_phases(o, r->name, &phase, &t0, &cpu0);
+	for (int i = 0; i < o->threads; i++)
+		pthread_join(w[i].th, NULL);
+	for (int i = 0; i < o->threads; i++) {
+		r->ops += w[i].ops;
+		r->errors += w[i].errors;
+		lat_merge(&r->latency, &w[i].lat);
+		lat_merge(&r->wait, &w[i].wait);
+		if (w[i].worst_wait > r->worst_wait_ns)
+			r->worst_wait_ns = w[i].worst_wait;
+		if (w[i].errors)
+			fprintf(stderr, "bench: %llu error(s), first: %s\n",
+			        (unsigned long long)w[i].errors, w[i].err);
+	}
+	finish(r, t0, cpu0);
+	pqpool_close(p, 5000);
+	free(w);
+	return 0;
+}
+
+/* ---- nopool: the same work, a fresh connection per query ---- */
+
+struct np_worker {
+	const pqpool__params *params;
+	const bench_opts *o;
+	_Atomic int *phase;
+	uint64_t ops, errors;
+	lat_hist lat;
+	char err[256];
+	pthread_t th;
+};
+
+static void *np_run(void *arg)
+{
+	struct np_worker *w = arg;
+	int ph;
+	while (atomic_load(w->phase) == PH_WAIT)
+		sched_yield();
+	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
+		uint64_t t0 = ns_now();
+		PGconn *c = PQconnectdbParams(w->params->keywords, w->params->values, 0);
+		bool ok = false;
+		if (PQstatus(c) == CONNECTION_OK) {
+			PGresult *res = PQexecParams(c, w->o->query, 0, NULL, NULL, NULL, NULL, 0);
+			ok = PQresultStatus(res) == PGRES_TUPLES_OK ||
+			     PQresultStatus(res) == PGRES_COMMAND_OK;
+			PQclear(res);
+		}
+		if (!ok && !w->errors)
+			snprintf(w->err, sizeof w->err, "%s", PQerrorMessage(c));
+		PQfinish(c);
+		if (ph != PH_MEASURE)
+			continue;
+		if (!ok) {
+			w->errors++;
+			continue;
+		}
+		lat_add(&w->lat, ns_now() - t0);
+		w->ops++;
+	}
+	return NULL;
+}
+
+int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	struct np_worker *w = calloc((size_t)o->threads, sizeof *w);
+	_Atomic int phase = PH_WAIT;
+	pqpool__params params;
+	char err[512];
+	double t0, cpu0;
+
+	init_result(r, "no pool", o);
+	r->conns = o->threads;
+	if (!w || pqpool__params_build(cfg, &params, err, sizeof err) != PQPOOL_OK) {
+		fprintf(stderr, "bench: %s\n", w ? err : "out of memory");
+		free(w);
+		return -1;
+	}
+	for (int i = 0; i < o->threads; i++) {
+		w[i].params = &params;
+		w[i].o = o;
+		w[i].phase = &phase;
+		lat_init(&w[i].lat);
+		pthread_create(&w[i].th, NULL, np_run, &w[i]);
+	}
+	run_phases(o, r->name, &phase, &t0, &cpu0);
+	for (int i = 0; i < o->threads; i++)
+		pthread_join(w[i].th, NULL);
+	for (int i = 0; i < o->threads; i++) {
+		r->ops += w[i].ops;
+		r->errors += w[i].errors;
+		lat_merge(&r->latency, &w[i].lat);
+		if (w[i].errors)
+			fprintf(stderr, "bench: no pool: %llu error(s), first: %s",
+			        (unsigned long long)w[i].errors, w[i].err);
+	}
+	finish(r, t0, cpu0);
+	pqpool__params_free(&params);
+	free(w);
+	return 0;
+}
+
+/* ---- overhead: acquire + release of an open connection, no query ---- */
+
+struct ov_worker {
+	pqpool *pool;
+	_Atomic int *phase;
+	uint64_t ops, errors;
+	pthread_t th;
+};
+
+static void *ov_run(void *arg)
+{
+	struct ov_worker *w = arg;
+	int ph;
+	while (atomic_load(w->phase) == PH_WAIT)
+		sched_yield();
+	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
+		uint64_t n = 0, errs = 0;
+		/* 64 cycles between looks at the phase */
+		for (int i = 0; i < 64; i++) {
+			pqpool_conn *c;
+			if (pqpool_acquire(w->pool, -1, &c) != PQPOOL_OK) {
+				errs++;
+				continue;
+			}
+			pqpool_release(c);
+			n++;
+		}
+		if (ph == PH_MEASURE) {
+			w->ops += n;
+			w->errors += errs;
+		}
+	}
+	return NULL;
+}
+
+int bench_overhead(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	struct ov_worker *w = calloc((size_t)o->threads, sizeof *w);
+	_Atomic int phase = PH_WAIT;
+	pqpool *p;
+	double t0, cpu0;
+
+	init_result(r, "acquire+release", o);
+	if (!w || open_pool(cfg, o->pool, &p) != 0) {
+		free(w);
+		return -1;
+	}
+	for (int i = 0; i < o->threads; i++) {
+		w[i].pool = p;
+		w[i].phase = &phase;
+		pthread_create(&w[i].th, NULL, ov_run, &w[i]);
+	}
+	run_phases(o, "overhead", &phase, &t0, &cpu0);
+	for (int i = 0; i < o->threads; i++) {
+		pthread_join(w[i].th, NULL);
+		r->ops += w[i].ops;
+		r->errors += w[i].errors;
+	}
+	finish(r, t0, cpu0);
+	pqpool_close(p, 5000);
+	free(w);
+	return 0;
+}
+
+/* ---- spec: rounds of 50 concurrent queries through a pool of 20 ---- */
+
+struct sp_shared {
+	pqpool *pool;
+	pthread_barrier_t start, done;
+	_Atomic int stop;
+	int nthreads;
+};
+
+struct sp_worker {
+	struct sp_shared *sh;
+	int index;
+	uint64_t errors;
+	lat_hist lat;
+	char err[256];
+	pthread_t th;
+};
+
+static void *sp_run(void *arg)
+{
+	struct sp_worker *w = arg;
+	char param[16];
+	const char *params[] = {param};
+	snprintf(param, sizeof param, "%d", w->index);
+	for (;;) {
+		uint64_t t0;
+		PGresult *res;
+		pthread_barrier_wait(&w->sh->start);
+		if (atomic_load(&w->sh->stop))
+			return NULL;
+		t0 = ns_now();
+		/* the spec's: pool.query("SELECT $1 as test, NOW() as timestamp", [i]) */
+		if (pqpool_query(w->sh->pool, "SELECT $1 as test, NOW() as timestamp", 1, params, 0,
+		                 &res) == PQPOOL_OK) {
+			lat_add(&w->lat, ns_now() - t0);
+			PQclear(res);
+		} else {
+			if (!w->errors)
+				snprintf(w->err, sizeof w->err, "%s", pqpool_errmsg());
+			w->errors++;
+		}
+		pthread_barrier_wait(&w->sh->done);
+	}
+}
+
+int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	struct sp_shared sh = {0};
+	struct sp_worker *w = calloc((size_t)o->threads, sizeof *w);
+	double t0, cpu0;
+	uint64_t rounds = 0;
+
+	init_result(r, "spec", o);
+	cfg->prepare = o->prepared;
+	if (!w || open_pool(cfg, o->pool, &sh.pool) != 0) {
+		free(w);
+		return -1;
+	}
+	sh.nthreads = o->threads;
+	pthread_barrier_init(&sh.start, NULL, (unsigned)o->threads + 1);
+	pthread_barrier_init(&sh.done, NULL, (unsigned)o->threads + 1);
+	for (int i = 0; i < o->threads; i++) {
+		w[i].sh = &sh;
+		w[i].index = i;
+		lat_init(&w[i].lat);
+		pthread_create(&w[i].th, NULL, sp_run, &w[i]);
+	}
+	/* one warm-up round, then rounds until --rounds or --duration */
+	pthread_barrier_wait(&sh.start);
+	pthread_barrier_wait(&sh.done);
+	for (int i = 0; i < o->threads; i++) {
+		lat_init(&w[i].lat);
+		w[i].errors = 0;
+	}
+	cpu0 = bench_cpu_self();
+	t0 = bench_now();
+	while ((o->rounds > 0 && rounds < (uint64_t)o->rounds) ||
+	       (o->rounds <= 0 && bench_now() - t0 < o->duration_s)) {
+		pthread_barrier_wait(&sh.start);
+		pthread_barrier_wait(&sh.done);
+		rounds++;
+		if ((rounds & 63) == 0)
+			progress(o, "spec", o->rounds > 0 ? (double)rounds : bench_now() - t0,
+			         o->rounds > 0 ? o->rounds : o->duration_s);
+	}
+	progress(o, "spec", -1, 0);
+	finish(r, t0, cpu0);
+	atomic_store(&sh.stop, 1);
+	pthread_barrier_wait(&sh.start);
+	for (int i = 0; i < o->threads; i++) {
+		pthread_join(w[i].th, NULL);
+		lat_merge(&r->latency, &w[i].lat);
+		r->errors += w[i].errors;
+		if (w[i].errors)
+			fprintf(stderr, "bench: spec: %llu error(s), first: %s\n",
+			        (unsigned long long)w[i].errors, w[i].err);
+	}
+	r->ops = r->latency.count;
+	r->rounds_per_s = r->seconds > 0 ? (double)rounds / r->seconds : 0;
+	r->ops_per_s = r->seconds > 0 ? (double)r->ops / r->seconds : 0;
+	r->cpu_us_per_op = r->ops ? r->cpu_s * 1e6 / (double)r->ops : 0;
+	pthread_barrier_destroy(&sh.start);
+	pthread_barrier_destroy(&sh.done);
+	pqpool_close(sh.pool, 5000);
+	free(w);
+	return 0;
+}
+
+/* ---- pgbench: the C reference, same connections, query and protocol ---- */
+
+/* Appends key='value' with libpq quoting. */
+static void append_kv(char *buf, size_t len, const char *k, const char *v)
+{
+	size_t n = strlen(buf);
+	if (n + strlen(k) + 4 >= len)
+		return;
+	n += (size_t)snprintf(buf + n, len - n, "%s%s='", n ? " " : "", k);
+	for (; *v && n + 3 < len; v++) {
+		if (*v == '\'' || *v == '\\')
+			buf[n++] = '\\';
+		buf[n++] = *v;
+	}
+	if (n + 2 < len) {
+		buf[n++] = '\'';
+		buf[n] = '\0';
+	}
+}
+
+int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	pqpool__params params;
+	char conninfo[2048] = "", err[512], script[] = "/tmp/pqpool-bench-XXXXXX";
+	char clients[16], jobs[16], secs[16], line[512];
+	const char *password = NULL;
+	int fd, pipefd[2], status;
+	struct rusage ru;
+	pid_t pid;
+	FILE *out;
+	double tps = 0;
+	unsigned long long processed = 0;
+
+	init_result(r, o->prepared ? "pgbench -M prepared" : "pgbench -M extended", o);
+	if (pqpool__params_build(cfg, &params, err, sizeof err) != PQPOOL_OK) {
+		fprintf(stderr, "bench: %s\n", err);
+		return -1;
+	}
+	/* the password goes to the child's environment, never its command line */
+	for (int i = 0; params.keywords[i]; i++) {
+		if (strcmp(params.keywords[i], "password") == 0)
+			password = params.values[i];
+		else
+			append_kv(conninfo, sizeof conninfo, params.keywords[i], params.values[i]);
+	}
+	fd = mkstemp(script);
+	if (fd < 0 || dprintf(fd, "%s;\n", o->query) < 0) {
+		fprintf(stderr, "bench: cannot write the pgbench script: %s\n", strerror(errno));
+		pqpool__params_free(&params);
+		return -1;
+	}
+	close(fd);
+	snprintf(clients, sizeof clients, "%d", o->pool);
+	snprintf(jobs, sizeof jobs, "%d", o->pool < 2 ? 1 : 2);
+	snprintf(secs, sizeof secs, "%d", (int)(o->duration_s + 0.5) > 0 ? (int)(o->duration_s + 0.5) : 1);
+	if (pipe(pipefd) != 0) {
+		unlink(script);
+		pqpool__params_free(&params);
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		if (password)
+			setenv("PGPASSWORD", password, 1);
+		execlp("pgbench", "pgbench", "-n", "-c", clients, "-j", jobs, "-T", secs, "-M",
+		       o->prepared ? "prepared" : "extended", "-f", script, conninfo, (char *)NULL);
+		fprintf(stderr, "bench: cannot run pgbench (Debian package postgresql-client): %s\n",
+		        strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	pqpool__params_free(&params);
+	if (pid < 0) {
+		close(pipefd[0]);
+		unlink(script);
+		return -1;
+	}
+	out = fdopen(pipefd[0], "r");
+	while (out && fgets(line, sizeof line, out)) {
+		sscanf(line, "tps = %lf", &tps);
+		sscanf(line, "number of transactions actually processed: %llu", &processed);
+	}
+	if (out)
+		fclose(out);
+	wait4(pid, &status, 0, &ru);
+	unlink(script);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || processed == 0) {
+		fprintf(stderr, "bench: pgbench failed (exit %d)\n",
+		        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return -1;
+	}
+	r->ops = processed;
+	r->ops_per_s = tps;
+	r->seconds = (double)processed / tps;
+	r->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	r->cpu_us_per_op = r->cpu_s * 1e6 / (double)processed;
+	r->threads = o->pool;
+	r->conns = o->pool;
+	return 0;
+}
