@@ -88,6 +88,10 @@ int pqpool__hist_bucket(int64_t ns);
 /* Per-slot query statistics, written only by the lease holder with relaxed
  * atomics and summed by pqpool_stats_get(): no shared cache line per query. */
 typedef struct pqpool__qstats {
+	/* acquires of this slot that had to queue or open, and their waits */
+	_Atomic uint64_t slow_acquires;
+	_Atomic uint64_t wait_sum_ns;
+	_Atomic uint64_t wait_hist[PQPOOL_HIST_BUCKETS];
 	_Atomic uint64_t queries;
 	_Atomic uint64_t errors;
 	_Atomic uint64_t sum_ns;
@@ -170,6 +174,8 @@ enum grant_kind { GRANT_NONE = 0, GRANT_SLOT, GRANT_CAPACITY, GRANT_CLOSED };
  * pool->mu. The granter dequeues it, fills kind/slot, then sets ev. */
 typedef struct pqpool__waiter {
 	struct pqpool__waiter *next;
+	/* A queued waiter holds one of pool->users; its granter gives it up,
+	 * since the waiter then owns a slot (or is told the pool closed). */
 	enum grant_kind kind;
 	struct pqpool_conn *slot;
 	pqpool__event ev;
@@ -212,11 +218,10 @@ struct pqpool {
 
 	/* rare-path statistics */
 	pthread_mutex_t stats_mu;
-	uint64_t acquire_timeouts, acquire_errors, opened, connect_failures;
+	_Atomic uint64_t acquire_timeouts, acquire_errors; /* no lock needed */
+	uint64_t opened, connect_failures;
 	uint64_t closed_by[PQPOOL_CLOSE_REASONS];
 	uint64_t query_timeouts, rollbacks, retries, lease_warnings;
-	uint64_t slow_acquires;          /* acquires that took the locked path */
-	pqpool_hist wait_slow;           /* their waits */
 	pqpool_hist connect;
 	char err_class[PQPOOL_ERROR_CLASSES][8];
 	uint64_t err_count[PQPOOL_ERROR_CLASSES];

@@ -161,6 +161,7 @@ static void grant_locked(struct pqpool *p, pending *pd, enum grant_kind kind,
 	if (!p->whead)
 		p->wtail = NULL;
 	p->nwaiting--;
+	p->users--; /* the waiter's pin: it now owns a slot, or is told we closed */
 	atomic_fetch_sub(&p->contend, 1);
 	w->kind = kind;
 	w->slot = s;
@@ -310,7 +311,7 @@ static void publish(struct pqpool *p, struct pqpool_conn *s)
 		closed = p->closed;
 		if (!closed && p->whead) {
 			grant_locked(p, &pd, GRANT_SLOT, s);
-			handed = true;
+			handed = true; /* the slot pins the pool for the waiter */
 		}
 		pthread_mutex_unlock(&p->mu);
 		if (closed) {
@@ -326,10 +327,14 @@ static void publish(struct pqpool *p, struct pqpool_conn *s)
 	/* a caller may have queued, or close begun, between our first look and
 	 * the store */
 	if (atomic_load(&p->contend) != 0) {
+		bool free_it;
 		pthread_mutex_lock(&p->mu);
 		dispatch_locked(p, &pd);
+		free_it = last_one_locked(p);
 		pthread_mutex_unlock(&p->mu);
 		finish_pending(p, &pd);
+		if (free_it)
+			pool_free(p);
 	}
 }
 
@@ -726,18 +731,26 @@ static void lease_begin(struct pqpool_conn *s, int64_t now, const char *file, in
 	s->deadline_cap_ns = 0;
 }
 
-static void record_slow(struct pqpool *p, int64_t t0, int status)
+/* Records an acquire that queued or opened a connection, in the slot it
+ * got (owned: no lock, no shared cache line). */
+static void record_wait(struct pqpool_conn *s, int64_t t0)
 {
-	pthread_mutex_lock(&p->stats_mu);
-	if (status == PQPOOL_OK) {
-		p->slow_acquires++;
-		pqpool__hist_add(&p->wait_slow, pqpool__now_ns() - t0);
-	} else if (status == PQPOOL_ETIMEDOUT) {
-		p->acquire_timeouts++;
-	} else if (status == PQPOOL_ECONNECT) {
-		p->acquire_errors++;
-	}
-	pthread_mutex_unlock(&p->stats_mu);
+	int64_t ns = pqpool__now_ns() - t0;
+	pqpool__qstats *q = &s->q;
+	if (ns < 0)
+		ns = 0;
+	atomic_store_explicit(&q->slow_acquires,
+	                      atomic_load_explicit(&q->slow_acquires, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&q->wait_sum_ns,
+	                      atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed) +
+	                              (uint64_t)ns,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&q->wait_hist[pqpool__hist_bucket(ns)],
+	                      atomic_load_explicit(&q->wait_hist[pqpool__hist_bucket(ns)],
+	                                           memory_order_relaxed) +
+	                              1,
+	                      memory_order_relaxed);
 }
 
 /* Opens a connection into an owned OPENING slot for the caller's lease.
@@ -746,31 +759,41 @@ static int open_for_lease(struct pqpool *p, struct pqpool_conn *s, int64_t t0,
                           int64_t deadline, pqpool_conn **out, const char *file, int line)
 {
 	char err[PQPOOL__ERRLEN];
-	int n = open_into(p, &s, 1, true, deadline, err, sizeof err);
+	int n, st;
+	/* a failed open empties the slot, which no longer pins the pool */
+	pin(p);
+	n = open_into(p, &s, 1, true, deadline, err, sizeof err);
 	if (n == 1) {
+		unpin(p); /* the slot pins it */
 		if (atomic_load(&p->contend) & PQPOOL__CLOSED_BIT) {
 			pqpool_release(s); /* closes it */
 			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
 		}
 		lease_begin(s, pqpool__now_coarse_ms(), file, line);
-		record_slow(p, t0, PQPOOL_OK);
+		record_wait(s, t0);
 		*out = s;
 		pqpool__ok();
 		return PQPOOL_OK;
 	}
-	if (n < 0)
-		return pqpool__fail(PQPOOL_ENOMEM, "acquire: out of memory");
-	/* A connect that ran out of time is still a failure to connect, not
-	 * pool exhaustion: it is ECONNECT, which retry loops may try again. */
-	record_slow(p, t0, PQPOOL_ECONNECT);
-	if (pqpool__now_ns() >= deadline)
-		return pqpool__fail(PQPOOL_ECONNECT,
-		                    "acquire: could not connect to %s within %lld ms "
-		                    "(DB_CONNECTION_TIMEOUT): %s",
-		                    p->params.masked, (long long)((pqpool__now_ns() - t0) / 1000000),
-		                    err);
-	return pqpool__fail(PQPOOL_ECONNECT, "acquire: could not connect to %s: %s",
-	                    p->params.masked, err);
+	if (n < 0) {
+		st = pqpool__fail(PQPOOL_ENOMEM, "acquire: out of memory");
+	} else {
+		/* A connect that ran out of time is still a failure to connect,
+		 * not pool exhaustion: it is ECONNECT, which retry loops may try
+		 * again. */
+		atomic_fetch_add(&p->acquire_errors, 1);
+		if (pqpool__now_ns() >= deadline)
+			st = pqpool__fail(PQPOOL_ECONNECT,
+			                  "acquire: could not connect to %s within %lld ms "
+			                  "(DB_CONNECTION_TIMEOUT): %s",
+			                  p->params.masked,
+			                  (long long)((pqpool__now_ns() - t0) / 1000000), err);
+		else
+			st = pqpool__fail(PQPOOL_ECONNECT, "acquire: could not connect to %s: %s",
+			                  p->params.masked, err);
+	}
+	unpin(p);
+	return st;
 }
 
 /* An owned slot whose connection is unfit: its connection is replaced in
@@ -816,13 +839,15 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 			p->whead = &w; // cppcheck-suppress autoVariables
 		p->wtail = &w;         // cppcheck-suppress autoVariables
 		p->nwaiting++;
+		p->users++; /* dropped by our granter, or below on timeout */
 		atomic_fetch_add(&p->contend, 1);
 		/* a connection released before our increment is idle now */
 		dispatch_locked(p, &pd);
 		pthread_mutex_unlock(&p->mu);
 		finish_pending(p, &pd);
 		if (!pqpool__event_wait(&w.ev, deadline)) {
-			int open, waiting;
+			int open, waiting, nslots;
+			bool free_it;
 			pthread_mutex_lock(&p->mu);
 			if (w.kind == GRANT_NONE) {
 				pqpool__waiter **pp = &p->whead, *prev = NULL;
@@ -835,15 +860,20 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 					p->wtail = prev;
 				p->nwaiting--;
 				atomic_fetch_sub(&p->contend, 1);
+				atomic_fetch_add(&p->acquire_timeouts, 1);
 				open = p->nopen;
 				waiting = p->nwaiting;
+				nslots = p->nslots;
+				p->users--;
+				free_it = last_one_locked(p);
 				pthread_mutex_unlock(&p->mu);
-				record_slow(p, t0, PQPOOL_ETIMEDOUT);
+				if (free_it)
+					pool_free(p);
 				return pqpool__fail(
 				        PQPOOL_ETIMEDOUT,
 				        "acquire: timed out after %lld ms waiting for a connection "
 				        "(%d of %d open, all in use; %d other caller(s) waiting)",
-				        (long long)((pqpool__now_ns() - t0) / 1000000), open, p->nslots,
+				        (long long)((pqpool__now_ns() - t0) / 1000000), open, nslots,
 				        waiting);
 			}
 			pthread_mutex_unlock(&p->mu);
@@ -865,25 +895,21 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 	if (why >= 0)
 		return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
 	lease_begin(s, pqpool__now_coarse_ms(), file, line);
-	record_slow(p, t0, PQPOOL_OK);
+	record_wait(s, t0);
 	*out = s;
 	pqpool__ok();
 	return PQPOOL_OK;
 }
 
-/* Everything but the lock-free path; pins the pool meanwhile. `s` is an
- * unfit slot the fast path took (or NULL). */
+/* Everything but the lock-free path. `s` is an unfit slot the fast path
+ * took (or NULL). Pinning: a queued waiter holds a pin; a slot owner is
+ * pinned by its slot; opening pins for itself. */
 static int acquire_rest(struct pqpool *p, struct pqpool_conn *s, int why, int64_t t0,
                         int64_t deadline, pqpool_conn **out, const char *file, int line)
 {
-	int st;
-	pin(p);
 	if (s)
-		st = reopen_for_lease(p, s, why, t0, deadline, out, file, line);
-	else
-		st = acquire_slow(p, t0, deadline, out, file, line);
-	unpin(p);
-	return st;
+		return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
+	return acquire_slow(p, t0, deadline, out, file, line);
 }
 
 /* The lock-free path, taken only when nobody queues (no barging). Returns

@@ -64,7 +64,7 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 	int64_t now_ns = pqpool__now_ns();
 	int64_t cur_epoch = now_ns / ((int64_t)PQPOOL__WIN_SPAN_S * 1000000000);
 	int64_t last_mono = 0;
-	uint64_t win_sum_ns = 0, win_err = 0, qsum_ns = 0;
+	uint64_t win_sum_ns = 0, win_err = 0, qsum_ns = 0, slow = 0, wait_ns = 0;
 
 	if (!p || !st)
 		return pqpool__fail(PQPOOL_EINVAL, "stats: NULL pool or out");
@@ -85,6 +85,10 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 		if (acq > last_mono)
 			last_mono = acq;
 		st->acquires += atomic_load_explicit(&s->acquires, memory_order_relaxed);
+		slow += atomic_load_explicit(&q->slow_acquires, memory_order_relaxed);
+		wait_ns += atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed);
+		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+			st->wait.buckets[b] += atomic_load_explicit(&q->wait_hist[b], memory_order_relaxed);
 		st->queries += atomic_load_explicit(&q->queries, memory_order_relaxed);
 		st->query_errors += atomic_load_explicit(&q->errors, memory_order_relaxed);
 		qsum_ns += atomic_load_explicit(&q->sum_ns, memory_order_relaxed);
@@ -119,8 +123,8 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 	pthread_mutex_unlock(&p->mu);
 
 	pthread_mutex_lock(&p->stats_mu);
-	st->acquire_timeouts = p->acquire_timeouts;
-	st->acquire_errors = p->acquire_errors;
+	st->acquire_timeouts = atomic_load(&p->acquire_timeouts);
+	st->acquire_errors = atomic_load(&p->acquire_errors);
 	st->opened = p->opened;
 	st->connect_failures = p->connect_failures;
 	memcpy(st->closed_by, p->closed_by, sizeof st->closed_by);
@@ -132,11 +136,11 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 	memcpy(st->errors_by_class, p->err_count, sizeof st->errors_by_class);
 	/* Acquires that took the lock-free path waited for nothing: they are
 	 * the zero bucket of the wait distribution. */
-	st->wait = p->wait_slow;
-	if (st->acquires > p->slow_acquires) {
-		uint64_t fast = st->acquires - p->slow_acquires;
-		st->wait.buckets[0] += fast;
-		st->wait.count += fast;
+	st->wait.count = slow;
+	st->wait.sum_ms = (double)wait_ns / 1e6;
+	if (st->acquires > slow) {
+		st->wait.buckets[0] += st->acquires - slow;
+		st->wait.count = st->acquires;
 	}
 	st->connect = p->connect;
 	pthread_mutex_unlock(&p->stats_mu);
