@@ -8,6 +8,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-dev)
 # the throwaway PostgreSQL cluster, unit tests, metrics checking, load tools
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
+# the service's tests: JSON checks, and ss to find a quiet service's port
+pkgs+=(jq iproute2)
 
 missing=()
 for p in "${pkgs[@]}"; do

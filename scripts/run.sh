@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh — what `make run` does: runs pqpool against DATABASE_URL when it is set
+# run.sh — what `make run` does: runs `pqpool serve` against DATABASE_URL when it is set
 # in the environment, otherwise against a private PostgreSQL cluster that it
 # starts (the spec's defaults: role and database hyperpage, password
 # "password") and stops again on exit.
@@ -56,16 +56,29 @@ else
 fi
 
 # ---- the main job -----------------------------------------------------------
-# >>> SERVE: once `pqpool serve` exists, it replaces `check` below: run
-# >>> "$bin" serve in the foreground (Ctrl-C stops it, then the trap stops the
-# >>> cluster) and first say where to point curl or a browser:
-# >>> http://${HOST:-127.0.0.1}:${PORT:-3000}/api/health/database
-say "running: pqpool check (one health check; pqpool serve will run here once it exists)"
+# The service in the foreground. Ctrl-C reaches it (same process group): it
+# drains, closes its pool and exits 0; then the EXIT trap above stops the
+# private cluster. HOST and PORT may come from the environment or
+# .env.local: ask `pqpool config`, which reads both as serve does.
+setting() { "$bin" config 2>/dev/null | sed -n "s/^$1=\([^ ]*\).*/\1/p"; }
+svc_host=$(setting HOST)
+svc_port=$(setting PORT)
+case "$svc_host" in *:*) svc_host="[$svc_host]" ;; esac # IPv6
+where="http://${svc_host:-127.0.0.1}:${svc_port:-3000}"
+say "starting pqpool serve; point a browser or curl at:"
+[ "${svc_port:-3000}" = 0 ] && say "(PORT=0: the kernel picks the port; the 'listening on' line shows it)"
+say "  $where/api/health/database"
+say "  $where/api/metrics/database"
+say "  $where/metrics  (Prometheus)   $where/livez   $where/readyz"
+say "Ctrl-C stops it"
+# Not ignored (an ignored SIGINT would be ignored by the service too): a
+# no-op, so that this script outlives the service and reports its status.
+trap ':' INT
 status=0
-"$bin" check || status=$?
+"$bin" serve || status=$?
 case "$status" in
-0) say "pqpool check: the database is healthy (or degraded), exit status 0" ;;
-1) say "pqpool check: the database is unhealthy, exit status 1" ;;
-*) say "pqpool check: exit status $status" ;;
+0) say "pqpool serve stopped cleanly" ;;
+2) say "pqpool serve: bad setting or option, exit status 2" ;;
+*) say "pqpool serve: exit status $status" ;;
 esac
 exit "$status"

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "log.h"
+#include "serve_settings.h"
 #include "setup.h"
 
 /* Values longer than this do not push the "# source" column further right. */
@@ -70,8 +71,8 @@ static const char *ssl_note(const cli_setup *s)
 }
 
 /* The rows in the order of DESIGN §1, then the library's further DB_*
- * settings, then the CLI's own. NULL when out of memory. */
-static json_t *collect(const cli_setup *s)
+ * settings, then the service's and the log's. NULL when out of memory. */
+static json_t *collect(const cli_setup *s, const serve_settings *ss)
 {
 	static const struct {
 		const char *name, *def;
@@ -128,7 +129,23 @@ static json_t *collect(const cli_setup *s)
 	    json_string(c->health_query ? c->health_query : "SELECT 1"), NULL);
 	add(rows, env, "DB_HEALTH_SLOW", json_integer(c->health_slow_ms), NULL);
 	add(rows, env, "DB_HEALTH_SHARE", json_boolean(c->health_share), NULL);
+	add(rows, env, "DB_PREPARED_STATEMENTS", json_boolean(c->prepare), NULL);
 	add(rows, env, "DB_FAIL_FAST", json_boolean(c->fail_fast), NULL);
+
+	add(rows, env, "HOST", json_string(ss->host), NULL);
+	add(rows, env, "PORT", json_integer(ss->port),
+	    ss->port == 0 ? "any free port" : NULL);
+	add(rows, env, "HTTP_THREADS", json_integer(ss->threads),
+	    env_source_of(env, "HTTP_THREADS") == ENV_UNSET ? "DB_POOL_MAX, at most 256"
+	                                                    : NULL);
+	add(rows, env, "HTTP_DB_THREADS", json_integer(ss->db_threads),
+	    env_source_of(env, "HTTP_DB_THREADS") == ENV_UNSET
+	            ? "DB_POOL_MAX, at most 256"
+	            : NULL);
+	add(rows, env, "HTTP_MAX_CONNECTIONS", json_integer(ss->max_connections), NULL);
+	add(rows, env, "HTTP_IDLE_TIMEOUT", json_integer(ss->idle_timeout_s), NULL);
+	add(rows, env, "HTTP_MAX_HEADER_BYTES", json_integer(ss->max_header_bytes), NULL);
+	add(rows, env, "SHUTDOWN_TIMEOUT", json_integer(ss->shutdown_timeout_ms), NULL);
 
 	add(rows, env, "LOG_LEVEL", json_string(log_level_name(log_min_level())), NULL);
 	add(rows, env, "LOG_FORMAT",
@@ -210,11 +227,18 @@ static int print_json(json_t *rows)
 static int run_config(const cli_args *args)
 {
 	cli_setup s;
+	serve_settings ss;
 	json_t *rows;
+	char err[512];
 	int rc = setup_load(&s);
 
+	if (rc == 0 && serve_settings_load(&ss, env_lookup, s.env, s.cfg.pool_max, err,
+	                                   sizeof(err)) != 0) {
+		setup_report_error(s.env, err);
+		rc = CLI_EXIT_USAGE;
+	}
 	if (rc == 0) {
-		rows = collect(&s);
+		rows = collect(&s, &ss);
 		if (!rows || (opts_flag(args, "json") ? print_json(rows)
 		                                      : print_text(rows)) != 0) {
 			fputs("pqpool: out of memory\n", stderr);

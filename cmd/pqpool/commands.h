@@ -11,6 +11,7 @@
  * file to CMakeLists.txt. The parser, --help, --version and the usage errors
  * come with it.
  */
+extern const cli_command serve_command;  /* cmd_serve.c */
 extern const cli_command config_command; /* cmd_config.c */
 extern const cli_command check_command;  /* cmd_check.c */
 

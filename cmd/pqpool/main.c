@@ -10,8 +10,9 @@
 
 /* The commands, in the order `pqpool --help` lists them. */
 static const cli_command *const commands[] = {
-        &config_command,
+        &serve_command,
         &check_command,
+        &config_command,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -11,7 +11,7 @@
 
 /* "pqpool: <msg>", plus where the variable it names came from when that was
  * .env.local: a user reading DB_POOL_MAX="abc" may not think of the file. */
-static void report_config_error(const env_file *env, const char *msg)
+void setup_report_error(const env_file *env, const char *msg)
 {
 	char name[64];
 	size_t n = 0;
@@ -43,7 +43,7 @@ int setup_load(cli_setup *s)
 		return CLI_EXIT_USAGE;
 	}
 	if (log_configure(env_lookup, s->env, err, sizeof(err)) != 0) {
-		report_config_error(s->env, err);
+		setup_report_error(s->env, err);
 		return CLI_EXIT_USAGE;
 	}
 	for (size_t i = 0; i < env_file_warning_count(s->env); i++)
@@ -55,7 +55,7 @@ int setup_load(cli_setup *s)
 			snprintf(err, sizeof(err), "%s",
 			         *pqpool_errmsg() ? pqpool_errmsg()
 			                          : pqpool_strstatus(rc));
-		report_config_error(s->env, err);
+		setup_report_error(s->env, err);
 		return CLI_EXIT_USAGE;
 	}
 	s->cfg.log_fn = log_pqpool;

@@ -25,6 +25,10 @@ int setup_load(cli_setup *s);
 /* Frees what setup_load() allocated. */
 void setup_free(cli_setup *s);
 
+/* Prints "pqpool: <msg>" on stderr, adding "(set in .env.local)" when the
+ * variable msg starts with came from that file. */
+void setup_report_error(const env_file *env, const char *msg);
+
 /* The connection target of conninfo (NULL = the default) as a URL with the
  * password masked, or "(invalid)". Owned (free() it); NULL when out of
  * memory. The only way the CLI shows a connection string. */

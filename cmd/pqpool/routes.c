@@ -1,0 +1,326 @@
+/* routes.c — routing and the JSON, Prometheus and error bodies of each route. */
+#include "routes.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The spec's bodies for a failed health check and failed metrics. */
+#define HEALTH_FAILED  "Database health check failed"
+#define METRICS_FAILED "Failed to collect database metrics"
+
+/* The answer when not even an error body can be built. */
+static const char oom_body[] = "{\"error\":\"Out of memory\"}";
+
+static const char *const route_paths[ROUTE_COUNT] = {
+        [ROUTE_HEALTH] = "/api/health/database",
+        [ROUTE_METRICS] = "/api/metrics/database",
+        [ROUTE_PROMETHEUS] = "/metrics",
+        [ROUTE_LIVEZ] = "/livez",
+        [ROUTE_READYZ] = "/readyz",
+        [ROUTE_OTHER] = "other",
+};
+
+const char *route_name(route_id r)
+{
+	return r >= 0 && r < ROUTE_COUNT ? route_paths[r] : "other";
+}
+
+route_id routes_match(const char *path)
+{
+	size_t len = strcspn(path, "?");
+
+	for (int r = 0; r < ROUTE_OTHER; r++) {
+		if (strlen(route_paths[r]) == len &&
+		    memcmp(route_paths[r], path, len) == 0)
+			return (route_id)r;
+	}
+	return ROUTE_OTHER;
+}
+
+static bool method_allowed(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+bool routes_blocking(const char *method, const char *path)
+{
+	route_id r = routes_match(path);
+
+	return (r == ROUTE_HEALTH || r == ROUTE_READYZ) && method_allowed(method);
+}
+
+/* Length of the valid UTF-8 sequence at p (jansson's rules: no overlong
+ * forms, surrogates or code points past U+10FFFF), or 0 when invalid. p is
+ * NUL-terminated and a NUL is never a continuation byte, so each byte is
+ * read only after the previous one was found to be one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+		n = 2;
+	} else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+		n = 3;
+		if (p[0] == 0xE0)
+			lo = 0xA0;
+		else if (p[0] == 0xED)
+			hi = 0x9F;
+	} else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+		n = 4;
+		if (p[0] == 0xF0)
+			lo = 0x90;
+		else if (p[0] == 0xF4)
+			hi = 0x8F;
+	} else {
+		return 0;
+	}
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	}
+	return n;
+}
+
+void routes_shown(const char *s, size_t max, bool query, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	if (outlen < 4) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
+	if (max > outlen - 4)
+		max = outlen - 4;
+	while (*p && (query || *p != '?')) {
+		size_t n = utf8_len(p);
+
+		if (o + (n ? n : 1) > max) {
+			strcpy(out + o, "...");
+			return;
+		}
+		if (n) {
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			out[o++] = '?';
+			p++;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void reply_static(route_reply *out, int status, const char *body)
+{
+	out->status = status;
+	out->content_type = ROUTES_JSON;
+	out->body = (char *)body;
+	out->body_len = strlen(body);
+	out->body_owned = false;
+}
+
+/* Takes ownership of body (NULL: out of memory). */
+static void reply_text(route_reply *out, int status, const char *type, char *body)
+{
+	if (!body) {
+		reply_static(out, 500, oom_body);
+		return;
+	}
+	out->status = status;
+	out->content_type = type;
+	out->body = body;
+	out->body_len = strlen(body);
+	out->body_owned = true;
+}
+
+/* Takes ownership of j (NULL: out of memory). */
+static void reply_json(route_reply *out, int status, json_t *j)
+{
+	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	reply_text(out, status, ROUTES_JSON, body);
+}
+
+/* "2026-11-26T14:00:00.000Z", as the library's bodies print times. */
+static void iso_now(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+static void health(const route_env *env, route_reply *out)
+{
+	pqpool_health h;
+	char *body = NULL;
+
+	if (env->check_health(env->arg, &h) == PQPOOL_OK)
+		body = pqpool_render_health_json(&h);
+	if (!body) {
+		/* the spec's catch branch: the check itself failed */
+		reply_json(out, 503,
+		           json_pack("{s:s, s:{s:s}}", "status", "unhealthy", "data",
+		                     "error", HEALTH_FAILED));
+		return;
+	}
+	reply_text(out, h.status == PQPOOL_UNHEALTHY ? 503 : 200, ROUTES_JSON, body);
+}
+
+static void metrics_failed(route_reply *out)
+{
+	char ts[32];
+
+	iso_now(ts);
+	reply_json(out, 500,
+	           json_pack("{s:s, s:s}", "error", METRICS_FAILED, "timestamp", ts));
+}
+
+static void metrics(const route_env *env, route_reply *out)
+{
+	pqpool_stats st;
+	char *body;
+
+	/* a fresh snapshot on every call: never the stale zeros of a collector
+	 * created on first use, as in the spec */
+	if (env->stats(env->arg, &st) != PQPOOL_OK ||
+	    !(body = pqpool_render_metrics_json(&st, 0))) {
+		metrics_failed(out);
+		return;
+	}
+	reply_text(out, 200, ROUTES_JSON, body);
+}
+
+static void prometheus(const route_env *env, route_reply *out)
+{
+	pqpool_stats st;
+	char *pool = NULL, *service = NULL, *body = NULL;
+	size_t a, b;
+
+	if (env->stats(env->arg, &st) == PQPOOL_OK)
+		pool = pqpool_render_prometheus(&st);
+	if (pool)
+		service = env->service_metrics(env->arg);
+	if (pool && service) {
+		a = strlen(pool);
+		b = strlen(service);
+		body = malloc(a + b + 1);
+		if (body) {
+			memcpy(body, pool, a);
+			memcpy(body + a, service, b + 1);
+		}
+	}
+	free(pool);
+	free(service);
+	if (!body) {
+		metrics_failed(out);
+		return;
+	}
+	reply_text(out, 200, ROUTES_PROMETHEUS, body);
+}
+
+static json_t *not_ready(const char *why)
+{
+	return json_pack("{s:s, s:s}", "status", "not ready", "error", why);
+}
+
+static void readyz(const route_env *env, route_reply *out)
+{
+	pqpool_health h;
+
+	if (env->shutting_down(env->arg)) {
+		reply_json(out, 503, not_ready("shutting down"));
+		return;
+	}
+	if (env->check_health(env->arg, &h) != PQPOOL_OK) {
+		reply_json(out, 503, not_ready(HEALTH_FAILED));
+		return;
+	}
+	if (h.status == PQPOOL_UNHEALTHY) {
+		char why[sizeof(h.error) + 4];
+
+		/* the library's messages name what failed and never a password */
+		routes_shown(h.error[0] ? h.error : "database unhealthy", sizeof(h.error),
+		             true, why, sizeof(why));
+		reply_json(out, 503, not_ready(why));
+		return;
+	}
+	reply_json(out, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static void not_found(const char *path, route_reply *out)
+{
+	char shown[ROUTES_PATH_SHOWN_MAX + 4];
+
+	routes_shown(path, ROUTES_PATH_SHOWN_MAX, false, shown, sizeof(shown));
+	reply_json(out, 404,
+	           json_pack("{s:s, s:s}", "error", "Not found", "path", shown));
+}
+
+void routes_handle(const route_env *env, const char *method, const char *path,
+                   route_reply *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->route = routes_match(path);
+	if (out->route == ROUTE_OTHER) {
+		not_found(path, out);
+		return;
+	}
+	if (!method_allowed(method)) {
+		out->allow = ROUTES_ALLOW;
+		reply_json(out, 405, json_pack("{s:s}", "error", "Method not allowed"));
+		return;
+	}
+	switch (out->route) {
+	case ROUTE_HEALTH:
+		health(env, out);
+		break;
+	case ROUTE_METRICS:
+		metrics(env, out);
+		break;
+	case ROUTE_PROMETHEUS:
+		prometheus(env, out);
+		break;
+	case ROUTE_LIVEZ: /* the process answers: no database call */
+		reply_json(out, 200, json_pack("{s:s}", "status", "ok"));
+		break;
+	case ROUTE_READYZ:
+		readyz(env, out);
+		break;
+	case ROUTE_OTHER:
+	case ROUTE_COUNT:
+		break;
+	}
+}
+
+void routes_error(int status, const char *message, route_reply *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->route = ROUTE_OTHER;
+	reply_json(out, status, json_pack("{s:s}", "error", message));
+}
+
+void route_reply_free(route_reply *r)
+{
+	if (r && r->body_owned)
+		free(r->body);
+	if (r) {
+		r->body = NULL;
+		r->body_owned = false;
+	}
+}

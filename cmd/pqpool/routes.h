@@ -1,0 +1,93 @@
+/* routes.h — the HTTP API of DESIGN §2: (method, path) → status, headers, body. */
+#ifndef PQPOOL_CLI_ROUTES_H
+#define PQPOOL_CLI_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pqpool.h"
+
+/* The routes, also the `route` label of the service's own metrics. */
+typedef enum route_id {
+	ROUTE_HEALTH,     /* GET /api/health/database */
+	ROUTE_METRICS,    /* GET /api/metrics/database */
+	ROUTE_PROMETHEUS, /* GET /metrics */
+	ROUTE_LIVEZ,      /* GET /livez */
+	ROUTE_READYZ,     /* GET /readyz */
+	ROUTE_OTHER,      /* any other path: 404 */
+	ROUTE_COUNT
+} route_id;
+
+/* The route's path, or "other". Static. */
+const char *route_name(route_id r);
+
+/* Which route a path names; a query string is ignored. */
+route_id routes_match(const char *path);
+
+/* True when answering method path waits on the database (a health probe):
+ * the HTTP layer hands those to threads of their own, so that its event
+ * threads never block. */
+bool routes_blocking(const char *method, const char *path);
+
+/*
+ * What the routes need from the process, behind function pointers so that
+ * the unit tests can stand in for the pool and the service. Each is called
+ * from the HTTP worker threads concurrently, and must be thread-safe.
+ */
+typedef struct route_env {
+	/* pqpool_check_health() on the process's pool */
+	int (*check_health)(void *arg, pqpool_health *out);
+	/* pqpool_stats_get() on the process's pool */
+	int (*stats)(void *arg, pqpool_stats *out);
+	/* The service's own metrics in Prometheus text, appended to the
+	 * pool's on /metrics. Owned (free()), or NULL when out of memory. */
+	char *(*service_metrics)(void *arg);
+	/* True once a shutdown has begun: /readyz answers 503. */
+	bool (*shutting_down)(void *arg);
+	void *arg;
+} route_env;
+
+#define ROUTES_JSON       "application/json"
+#define ROUTES_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+#define ROUTES_ALLOW      "GET, HEAD"
+
+/* The answer to one request. */
+typedef struct route_reply {
+	route_id route;
+	int status;
+	const char *content_type; /* static */
+	char *body;               /* never NULL once filled */
+	size_t body_len;
+	bool body_owned;   /* body is malloc'd (free() it), else static */
+	const char *allow; /* value of an Allow header, or NULL; static */
+} route_reply;
+
+/*
+ * Answers one request. method and path are borrowed; path is the request
+ * target, whose query string, if any, is ignored. HEAD is answered as GET
+ * (the HTTP layer leaves out the body). Every JSON body is built with
+ * jansson. Always fills *out with a complete reply: when memory runs out, a
+ * 500 with a static body.
+ */
+void routes_handle(const route_env *env, const char *method, const char *path,
+                   route_reply *out);
+
+/* A JSON error reply {"error": message} with the given status, for answers
+ * the HTTP layer gives itself (413). */
+void routes_error(int status, const char *message, route_reply *out);
+
+/* Frees an owned body. r may be NULL. */
+void route_reply_free(route_reply *r);
+
+/* The most of a request path that is repeated in a 404 body or a log line. */
+#define ROUTES_PATH_SHOWN_MAX 200
+
+/*
+ * Copies at most max bytes of s (stopping at a '?', when query is false)
+ * into out (outlen > max + 3), as valid UTF-8: an invalid byte becomes '?',
+ * and a cut adds "...". JSON encoders then escape what is left (control
+ * characters), and no byte can make them refuse the string.
+ */
+void routes_shown(const char *s, size_t max, bool query, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,50 @@
+/* serve_settings.h — the service's own settings (HOST, PORT, HTTP_*, SHUTDOWN_TIMEOUT).
+ */
+#ifndef PQPOOL_CLI_SERVE_SETTINGS_H
+#define PQPOOL_CLI_SERVE_SETTINGS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "pqpool.h"
+
+/* Defaults and bounds, as README's "service" table shows them. */
+#define SERVE_DEFAULT_HOST             "127.0.0.1"
+#define SERVE_DEFAULT_PORT             3000
+#define SERVE_MAX_THREADS              256
+#define SERVE_DEFAULT_MAX_CONNECTIONS  1024
+#define SERVE_DEFAULT_IDLE_TIMEOUT_S   30
+#define SERVE_DEFAULT_MAX_HEADER_BYTES 16384
+#define SERVE_DEFAULT_SHUTDOWN_MS      10000
+
+typedef struct serve_settings {
+	char host[256]; /* HOST as given, or the default */
+	int port;       /* PORT; 0 = any free port */
+	int threads;    /* HTTP_THREADS: event threads; default DB_POOL_MAX, 1..256 */
+	int db_threads; /* HTTP_DB_THREADS: threads for the health probes; default
+	                 * DB_POOL_MAX, 0..256; 0 = on the event threads */
+	int max_connections;     /* HTTP_MAX_CONNECTIONS */
+	int idle_timeout_s;      /* HTTP_IDLE_TIMEOUT, seconds; 0 = never */
+	int max_header_bytes;    /* HTTP_MAX_HEADER_BYTES: per-connection memory */
+	int shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT: drain of requests in flight */
+
+	/* HOST:PORT resolved (the first address getaddrinfo gives) */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+} serve_settings;
+
+/*
+ * Reads and validates the settings through lookup (env_lookup with the
+ * .env.local table, or NULL for getenv), as the library does its own: an
+ * empty value is the default, integers are plain decimal in range. pool_max
+ * is the pool's DB_POOL_MAX (HTTP_THREADS' default). HOST must resolve
+ * (numeric service, passive), which may consult DNS for a name.
+ * Returns 0, or -1 with `NAME="value": expected ...` in err.
+ */
+int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
+                        int pool_max, char *err, size_t errlen);
+
+/* "http://127.0.0.1:3000" or "http://[::1]:3000" for addr with port. */
+void serve_format_url(const struct sockaddr *addr, int port, char *out, size_t outlen);
+
+#endif
