@@ -498,6 +498,15 @@ PQPOOL_API char *pqpool_render_metrics_json(const pqpool_stats *st,
 PQPOOL_API char *pqpool_render_health_json(const pqpool_health *h);
 
 /*
+ * Renders everything else the snapshot holds, beyond the specification's
+ * shape: {"pool":{max, min, closed, startedAt, counters (closed by reason
+ * included), errorsByClass, window, wait / query / connect with count,
+ * mean, p50, p95, p99 in ms}, "timestamp":...}. Owned string, or NULL on
+ * allocation failure. Pure.
+ */
+PQPOOL_API char *pqpool_render_pool_json(const pqpool_stats *st, int64_t now_ms);
+
+/*
  * Renders the snapshot in the Prometheus text exposition format 0.0.4 with
  * db_client_connection_* names; durations in seconds. Returns an owned
  * string (free() it), or NULL on allocation failure. Pure.

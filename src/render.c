@@ -492,8 +492,25 @@ char *pqpool_render_metrics_json(const pqpool_stats *st, int64_t now_ms)
 	put(root, "status", s, &ok);
 
 	put(root, "timestamp", json_iso8601(now_ms), &ok);
-	put(root, "pool", pool_json(st, &ok), &ok);
 
+	if (!ok) {
+		json_decref(root);
+		return NULL;
+	}
+	return dump_json(root);
+}
+
+char *pqpool_render_pool_json(const pqpool_stats *st, int64_t now_ms)
+{
+	bool ok = true;
+	json_t *root;
+	if (st == NULL)
+		return NULL;
+	if (now_ms == 0)
+		now_ms = pqpool__wall_ms();
+	root = json_object();
+	put(root, "pool", pool_json(st, &ok), &ok);
+	put(root, "timestamp", json_iso8601(now_ms), &ok);
 	if (!ok) {
 		json_decref(root);
 		return NULL;

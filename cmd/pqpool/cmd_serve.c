@@ -247,7 +247,7 @@ const cli_command serve_command = {
                 "resolve)\n"
                 "  PORT=3000                   0 = any free port (the startup line shows "
                 "it)\n"
-                "  HTTP_THREADS=DB_POOL_MAX    event threads, 1 to 256\n"
+                "  HTTP_THREADS=<CPUs>        event threads, 1 to 256 (at least 2 by default)\n"
                 "  HTTP_DB_THREADS=DB_POOL_MAX threads for requests that wait on the "
                 "database\n"
                 "                              (health probes), 0 to 256; 0 = on the "

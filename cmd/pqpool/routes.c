@@ -2,6 +2,7 @@
 #include "routes.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ static const char oom_body[] = "{\"error\":\"Out of memory\"}";
 static const char *const route_paths[ROUTE_COUNT] = {
         [ROUTE_HEALTH] = "/api/health/database",
         [ROUTE_METRICS] = "/api/metrics/database",
+        [ROUTE_POOL] = "/api/metrics/pool",
         [ROUTE_PROMETHEUS] = "/metrics",
         [ROUTE_LIVEZ] = "/livez",
         [ROUTE_READYZ] = "/readyz",
@@ -191,15 +193,104 @@ static void metrics_failed(route_reply *out)
 	           json_pack("{s:s, s:s}", "error", METRICS_FAILED, "timestamp", ts));
 }
 
-static void metrics(const route_env *env, route_reply *out)
+/*
+ * The spec's metrics body depends on these figures of a snapshot and on the
+ * millisecond it is rendered in, nothing else. Rendering costs a few
+ * microseconds (jansson's serializer), several times what the rest of the
+ * request costs; so each HTTP thread remembers the last body it rendered
+ * and the inputs it came from, and a request whose fresh snapshot gives the
+ * same inputs in the same millisecond reuses those bytes, which rendering
+ * again would reproduce exactly.
+ */
+typedef struct metrics_key {
+	int total, active, idle, waiting;
+	double utilization, avg_response_ms, error_rate;
+	int64_t last_activity_ms, started_ms, now_ms;
+} metrics_key;
+
+typedef struct metrics_memo {
+	metrics_key key;
+	char *body;
+	size_t len;
+} metrics_memo;
+
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+static bool memo_ok;
+
+static void memo_free(void *p)
+{
+	metrics_memo *m = p;
+	if (m)
+		free(m->body);
+	free(m);
+}
+
+static void memo_init(void)
+{
+	memo_ok = pthread_key_create(&memo_key, memo_free) == 0;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *render_metrics(const pqpool_stats *st)
+{
+	metrics_key k;
+	metrics_memo *m = NULL;
+	char *body;
+
+	memset(&k, 0, sizeof k); /* padding too: keys are compared whole */
+	k.total = st->total;
+	k.active = st->active;
+	k.idle = st->idle;
+	k.waiting = st->waiting;
+	k.utilization = st->utilization;
+	k.avg_response_ms = st->avg_response_ms;
+	k.error_rate = st->error_rate;
+	k.last_activity_ms = st->last_activity_ms;
+	k.started_ms = st->started_ms;
+	k.now_ms = wall_ms();
+	pthread_once(&memo_once, memo_init);
+	if (memo_ok && (m = pthread_getspecific(memo_key)) != NULL && m->body &&
+	    memcmp(&m->key, &k, sizeof k) == 0 && (body = malloc(m->len + 1)) != NULL) {
+		memcpy(body, m->body, m->len + 1);
+		return body;
+	}
+	body = pqpool_render_metrics_json(st, k.now_ms);
+	if (!body || !memo_ok)
+		return body;
+	if (!m && (m = calloc(1, sizeof *m)) != NULL && pthread_setspecific(memo_key, m) != 0) {
+		free(m);
+		m = NULL;
+	}
+	if (m) {
+		size_t len = strlen(body);
+		char *copy = malloc(len + 1);
+		if (copy) {
+			memcpy(copy, body, len + 1);
+			free(m->body);
+			m->body = copy;
+			m->len = len;
+			m->key = k;
+		}
+	}
+	return body;
+}
+
+static void metrics(const route_env *env, route_reply *out, bool detail)
 {
 	pqpool_stats st;
-	char *body;
+	char *body = NULL;
 
 	/* a fresh snapshot on every call: never the stale zeros of a collector
 	 * created on first use, as in the spec */
 	if (env->stats(env->arg, &st) != PQPOOL_OK ||
-	    !(body = pqpool_render_metrics_json(&st, 0))) {
+	    !(body = detail ? pqpool_render_pool_json(&st, 0) : render_metrics(&st))) {
 		metrics_failed(out);
 		return;
 	}
@@ -291,7 +382,10 @@ void routes_handle(const route_env *env, const char *method, const char *path,
 		health(env, out);
 		break;
 	case ROUTE_METRICS:
-		metrics(env, out);
+		metrics(env, out, false);
+		break;
+	case ROUTE_POOL:
+		metrics(env, out, true);
 		break;
 	case ROUTE_PROMETHEUS:
 		prometheus(env, out);

@@ -11,6 +11,7 @@
 typedef enum route_id {
 	ROUTE_HEALTH,     /* GET /api/health/database */
 	ROUTE_METRICS,    /* GET /api/metrics/database */
+	ROUTE_POOL,       /* GET /api/metrics/pool: counters and distributions */
 	ROUTE_PROMETHEUS, /* GET /metrics */
 	ROUTE_LIVEZ,      /* GET /livez */
 	ROUTE_READYZ,     /* GET /readyz */

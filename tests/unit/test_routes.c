@@ -44,6 +44,7 @@ typedef struct fake {
 	int health_calls, stats_calls, service_calls;
 	bool shutting_down;
 	bool service_fails; /* service_metrics returns NULL */
+	int extra_active;     /* added to the snapshot's active connections */
 } fake;
 
 static int fake_health(void *arg, pqpool_health *out)
@@ -61,8 +62,8 @@ static int fake_stats(void *arg, pqpool_stats *out)
 
 	f->stats_calls++;
 	memset(out, 0, sizeof(*out));
-	out->total = 5;
-	out->active = 1;
+	out->total = 5 + f->extra_active;
+	out->active = 1 + f->extra_active;
 	out->idle = 4;
 	out->max = 20;
 	out->min = 5;
@@ -162,6 +163,7 @@ static void test_match(void **state)
 	} cases[] = {
 	        {"/api/health/database", ROUTE_HEALTH},
 	        {"/api/metrics/database", ROUTE_METRICS},
+	        {"/api/metrics/pool", ROUTE_POOL},
 	        {"/metrics", ROUTE_PROMETHEUS},
 	        {"/livez", ROUTE_LIVEZ},
 	        {"/readyz", ROUTE_READYZ},
@@ -284,6 +286,34 @@ static void test_metrics(void **state)
 	ask("GET", "/api/metrics/database", &r);
 	route_reply_free(&r);
 	assert_int_equal(F.stats_calls, 2);
+
+	/* exactly the spec's keys; the rest is on /api/metrics/pool */
+	ask("GET", "/api/metrics/database", &r);
+	j = json_of(&r);
+	assert_int_equal(json_object_size(j), 3);
+	assert_null(json_object_get(j, "pool"));
+	json_decref(j);
+	route_reply_free(&r);
+	ask("GET", "/api/metrics/pool", &r);
+	assert_int_equal(r.status, 200);
+	j = json_of(&r);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "pool"), "max")), 20);
+	json_decref(j);
+	route_reply_free(&r);
+
+	/* a body reused within one millisecond still follows the pool: a
+	 * change between two back-to-back calls shows in the second */
+	for (int i = 0; i < 50; i++) {
+		F.extra_active = i % 2;
+		ask("GET", "/api/metrics/database", &r);
+		j = json_of(&r);
+		m = json_object_get(j, "metrics");
+		assert_int_equal(json_integer_value(json_object_get(m, "activeConnections")),
+		                 1 + i % 2);
+		json_decref(j);
+		route_reply_free(&r);
+	}
+	F.extra_active = 0;
 
 	F.stats_rc = PQPOOL_EINVAL;
 	ask("GET", "/api/metrics/database", &r);
