@@ -51,7 +51,8 @@ typedef enum pqpool_status {
 	PQPOOL_EQUERY = -6,    /* the server reported an error (SQLSTATE set) */
 	PQPOOL_ECONNLOST = -7, /* the connection broke during the call */
 	PQPOOL_ECALLBACK = -8, /* a caller's function reported failure */
-	PQPOOL_EBUSY = -9      /* leases were still out when close gave up */
+	PQPOOL_EBUSY = -9,     /* leases were still out when close gave up */
+	PQPOOL_EAGAIN = -10    /* would have to wait: try again, or another way */
 } pqpool_status;
 
 /* Fixed English text for a status code; never NULL; static storage. */
@@ -397,6 +398,30 @@ PQPOOL_API const char *pqpool_health_text(pqpool_health_status status);
  * Thread-safe. Blocking.
  */
 PQPOOL_API int pqpool_check_health(pqpool *pool, pqpool_health *out);
+
+/*
+ * The same probe without blocking, for hosts with their own event loop
+ * (never shared with other checks):
+ *  - pqpool_probe_start() takes an idle connection if one is free right now
+ *    (it never waits and never connects) and sends the health query on it.
+ *    PQPOOL_OK: *out is the probe, a lease of the pool; wait until
+ *    PQsocket(pqpool_conn_pg(*out)) is readable or pqpool_probe_timeout_ms()
+ *    has passed. PQPOOL_EAGAIN: no connection free at once; run
+ *    pqpool_check_health() where blocking is fine. Other failures: likewise.
+ *  - pqpool_probe_poll() reads what has arrived, without blocking:
+ *    PQPOOL_EAGAIN while the answer is incomplete and the probe's deadline
+ *    (connection_timeout_ms from the start) is not past; PQPOOL_OK when it
+ *    is time for pqpool_probe_finish().
+ *  - pqpool_probe_finish() judges the answer as pqpool_check_health() does
+ *    (a probe past its deadline is unhealthy and its connection closed),
+ *    fills *out and gives the lease back: stop watching its socket first.
+ * A probe belongs to one thread at a time, like any lease.
+ */
+PQPOOL_API int pqpool_probe_start(pqpool *pool, pqpool_conn **out);
+PQPOOL_API int pqpool_probe_poll(pqpool_conn *probe);
+/* Milliseconds left before the probe's deadline (0 when past). */
+PQPOOL_API int pqpool_probe_timeout_ms(const pqpool_conn *probe);
+PQPOOL_API void pqpool_probe_finish(pqpool_conn *probe, pqpool_health *out);
 
 /* ------------------------------------------------------------------ */
 /* Metrics                                                              */

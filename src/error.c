@@ -20,6 +20,7 @@ const char *pqpool_strstatus(int status)
 	case PQPOOL_ECONNLOST: return "connection to the database lost";
 	case PQPOOL_ECALLBACK: return "the caller's function failed";
 	case PQPOOL_EBUSY: return "leases still out";
+	case PQPOOL_EAGAIN: return "would have to wait";
 	default: return "unknown status";
 	}
 }

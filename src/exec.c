@@ -38,7 +38,7 @@ static void cancel_query(struct pqpool_conn *c, int64_t deadline_ns)
 		pqpool__log(c->pool, PQPOOL_LOG_WARN, "%s", err);
 }
 
-static int conn_lost(struct pqpool_conn *c, const char *what, const char *sqlstate)
+int pqpool__conn_lost(struct pqpool_conn *c, const char *what, const char *sqlstate)
 {
 	char msg[PQPOOL__ERRLEN];
 	c->broken = true;
@@ -55,7 +55,6 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 	PGresult *last = NULL, *r;
 	bool cancelled = false, tls = PQsslInUse(pg);
 	int64_t t0 = pqpool__now_ns();
-	int status = PQPOOL_OK;
 
 	for (;;) {
 		while (PQisBusy(pg)) {
@@ -106,19 +105,34 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 			                    "pqpool_conn_pg()",
 			                    what);
 		default:
-			/* like PQexec: the last result wins, but an error is kept */
-			if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
-				PQclear(r);
-			} else {
-				PQclear(last);
-				last = r;
-			}
+			pqpool__keep_result(&last, r);
 		}
 	}
+	return pqpool__result_status(c, last, cancelled ? t0 : 0, res, what);
 
+lost:
+	PQclear(last);
+	return pqpool__conn_lost(c, what, NULL);
+}
+
+void pqpool__keep_result(PGresult **last, PGresult *r)
+{
+	/* like PQexec: the last result wins, but an error is kept */
+	if (*last && PQresultStatus(*last) == PGRES_FATAL_ERROR) {
+		PQclear(r);
+	} else {
+		PQclear(*last);
+		*last = r;
+	}
+}
+
+int pqpool__result_status(struct pqpool_conn *c, PGresult *last, int64_t cancelled_t0,
+                          PGresult **res, const char *what)
+{
+	int status = PQPOOL_OK;
 	if (!last) {
-		if (PQstatus(pg) == CONNECTION_BAD)
-			goto lost;
+		if (PQstatus(c->pg) == CONNECTION_BAD)
+			return pqpool__conn_lost(c, what, NULL);
 		return pqpool__fail(PQPOOL_EINVAL, "%s: no result", what);
 	}
 	switch (PQresultStatus(last)) {
@@ -132,14 +146,14 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 	default: {
 		const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
 		char msg[PQPOOL__ERRLEN];
-		if (PQstatus(pg) == CONNECTION_BAD) {
-			status = conn_lost(c, what, state);
+		if (PQstatus(c->pg) == CONNECTION_BAD) {
+			status = pqpool__conn_lost(c, what, state);
 			break;
 		}
-		if (cancelled && state && strcmp(state, "57014") == 0) {
-			status = pqpool__fail_code(PQPOOL_ETIMEDOUT, state,
-			                           "%s: cancelled after %lld ms (DB_QUERY_TIMEOUT)",
-			                           what, (long long)((pqpool__now_ns() - t0) / 1000000));
+		if (cancelled_t0 && state && strcmp(state, "57014") == 0) {
+			status = pqpool__fail_code(
+			        PQPOOL_ETIMEDOUT, state, "%s: cancelled after %lld ms (DB_QUERY_TIMEOUT)",
+			        what, (long long)((pqpool__now_ns() - cancelled_t0) / 1000000));
 			break;
 		}
 		pqpool__trim_msg(PQresultErrorMessage(last), msg, sizeof msg);
@@ -155,10 +169,6 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 	else
 		PQclear(last);
 	return PQPOOL_OK;
-
-lost:
-	PQclear(last);
-	return conn_lost(c, what, NULL);
 }
 
 static void note_failure(struct pqpool_conn *c, int status)
@@ -172,6 +182,14 @@ static void note_failure(struct pqpool_conn *c, int status)
 		pthread_mutex_unlock(&c->pool->stats_mu);
 	}
 	pqpool__count_error(c->pool, code[0] ? code : NULL);
+}
+
+void pqpool__note_query(struct pqpool_conn *c, int64_t t0, int status)
+{
+	int64_t t1 = pqpool__now_ns();
+	pqpool__qstats_add(&c->q, t1, t1 - t0, status != PQPOOL_OK);
+	if (status != PQPOOL_OK)
+		note_failure(c, status);
 }
 
 /* ---- statements prepared once per connection ---- */
@@ -225,7 +243,7 @@ static int send_failed(struct pqpool_conn *c, const char *what)
 {
 	char msg[PQPOOL__ERRLEN];
 	if (PQstatus(c->pg) == CONNECTION_BAD)
-		return conn_lost(c, what, NULL);
+		return pqpool__conn_lost(c, what, NULL);
 	pqpool__trim_msg(PQerrorMessage(c->pg), msg, sizeof msg);
 	return pqpool__fail(PQPOOL_EINVAL, "%s: %s", what, msg);
 }
@@ -299,11 +317,54 @@ static int exec_prepared(struct pqpool_conn *c, const char *sql, int nparams,
 	return st;
 }
 
+int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing)
+{
+	pqpool__stmt *e = NULL;
+	char name[32];
+	int ok;
+	*preparing = false;
+	if (c->pool->cfg.prepare) {
+		if (!c->stmts && !(c->stmts = calloc(1, sizeof *c->stmts)))
+			return pqpool__fail(PQPOOL_ENOMEM, "query: out of memory");
+		e = stmt_find(c->stmts, sql, fnv1a(sql));
+		if (!e->sql && c->stmts->n < PQPOOL__STMT_MAX) {
+			/* prepare first, under the name stmt_prepared() will give it */
+			snprintf(name, sizeof name, "pqpool_%u", c->stmts->next_id + 1);
+			*preparing = true;
+			return PQsendPrepare(c->pg, name, sql, 0, NULL) ? PQPOOL_OK
+			                                                : send_failed(c, "prepare");
+		}
+		if (!e->sql)
+			e = NULL;
+	}
+	if (e) {
+		snprintf(name, sizeof name, "pqpool_%u", e->id);
+		ok = PQsendQueryPrepared(c->pg, name, 0, NULL, NULL, NULL, 0);
+	} else {
+		ok = PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+	}
+	return ok ? PQPOOL_OK : send_failed(c, "query");
+}
+
+int pqpool__stmt_prepared(struct pqpool_conn *c, const char *sql)
+{
+	uint64_t h = fnv1a(sql);
+	pqpool__stmt *e = stmt_find(c->stmts, sql, h);
+	char *copy = strdup(sql);
+	if (!copy)
+		return pqpool__fail(PQPOOL_ENOMEM, "query: out of memory");
+	e->hash = h;
+	e->sql = copy;
+	e->id = ++c->stmts->next_id;
+	c->stmts->n++;
+	return PQPOOL_OK;
+}
+
 int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
                  const char *const *params, PGresult **res, int64_t deadline_ns,
                  int grace_ms)
 {
-	int64_t t0 = pqpool__now_ns(), t1;
+	int64_t t0 = pqpool__now_ns();
 	int status;
 	PGresult *r = NULL;
 
@@ -324,12 +385,9 @@ int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
 		status = send_failed(c, "query"); /* the unnamed statement, as PQexecParams */
 	else
 		status = pqpool__wait_result(c, deadline_ns, grace_ms, &r, "query");
-	t1 = pqpool__now_ns();
-	pqpool__qstats_add(&c->q, t1, t1 - t0, status != PQPOOL_OK);
-	if (status != PQPOOL_OK) {
-		note_failure(c, status);
+	pqpool__note_query(c, t0, status);
+	if (status != PQPOOL_OK)
 		return status;
-	}
 	if (res)
 		*res = r;
 	else
@@ -352,7 +410,7 @@ int pqpool_conn_fail(pqpool_conn *c, const PGresult *res)
 	if (!c)
 		return pqpool__fail(PQPOOL_EINVAL, "pqpool_conn_fail: NULL lease");
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		status = conn_lost(c, "query", state);
+		status = pqpool__conn_lost(c, "query", state);
 	} else {
 		pqpool__trim_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), msg,
 		                 sizeof msg);

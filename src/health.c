@@ -12,10 +12,8 @@ static void probe(struct pqpool *p, pqpool_health *h)
 	int64_t deadline = t0 + (int64_t)p->cfg.connection_timeout_ms * 1000000;
 	int64_t qdeadline = deadline;
 	pqpool_conn *c = NULL;
-	pqpool_stats st;
 	int rc;
 
-	memset(h, 0, sizeof *h);
 	rc = pqpool__acquire_until(p, deadline, &c, __FILE__, __LINE__);
 	if (rc == PQPOOL_OK) {
 		/* the query deadline is the earlier of the probe's and the query's */
@@ -26,13 +24,20 @@ static void probe(struct pqpool *p, pqpool_health *h)
 		rc = pqpool__exec(c, p->health_query, 0, NULL, NULL, qdeadline, 0);
 		pqpool_release(c);
 	}
+	pqpool__health_result(p, rc, t0, h);
+}
+
+void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *h)
+{
+	pqpool_stats st;
+	memset(h, 0, sizeof *h);
 	h->response_ms = (double)(pqpool__now_ns() - t0) / 1e6;
 	h->checked_at_ms = pqpool__wall_ms();
 	if (rc != PQPOOL_OK) {
 		h->status = PQPOOL_UNHEALTHY;
 		snprintf(h->error, sizeof h->error, "%s", pqpool_errmsg());
 	}
-	pqpool_stats_get(p, &st);
+	pqpool__stats_quick(p, &st); /* we are pinned */
 	h->connection_count = st.total;
 	if (rc != PQPOOL_OK)
 		return;

@@ -152,6 +152,10 @@ struct pqpool_conn {
 	                                  * touching the PGconn; -1 if none */
 	int64_t deadline_cap_ns;         /* pqpool_run's overall deadline; 0 none */
 	pqpool__stmts *stmts;            /* prepared statements of this connection */
+	/* a non-blocking health probe in progress on this lease (probe.c) */
+	int64_t probe_t0_ns, probe_deadline_ns;
+	PGresult *probe_last;
+	bool probe_done, probe_preparing;
 	struct pqpool_conn *next;        /* on a to-close list, while owned */
 	int64_t created_ms;              /* coarse monotonic */
 	int64_t checked_ms;              /* last liveness check that passed */
@@ -247,6 +251,9 @@ pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int w
                                           double error_rate, double window_s, char *why,
                                           size_t whylen);
 /* stats.c */
+/* Connection counts, waiters and the recent window only, without a lock;
+ * the caller keeps p alive. */
+void pqpool__stats_quick(struct pqpool *p, pqpool_stats *st);
 void pqpool__count_error(struct pqpool *p, const char *sqlstate);
 /* render.c */
 void pqpool__hist_add(pqpool_hist *h, int64_t ns);
@@ -272,6 +279,28 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
                  const char *const *params, PGresult **res, int64_t deadline_ns,
                  int grace_ms);
+
+/* exec.c: pieces of a query's life, shared with the non-blocking probe */
+int pqpool__conn_lost(struct pqpool_conn *c, const char *what, const char *sqlstate);
+/* Keeps r or *last as PQexec would (the last result, an error first). */
+void pqpool__keep_result(PGresult **last, PGresult *r);
+/* The status of a finished command from its kept result (consumed; on
+ * success handed to *res when res is not NULL). cancelled_t0: when we
+ * cancelled it, the time it started, else 0. */
+int pqpool__result_status(struct pqpool_conn *c, PGresult *last, int64_t cancelled_t0,
+                          PGresult **res, const char *what);
+/* Counts a query that started at t0 and ended with status. */
+void pqpool__note_query(struct pqpool_conn *c, int64_t t0, int status);
+/* Sends sql without waiting: the cached prepared statement when there is
+ * one; with prepared statements on and none cached, a Prepare instead
+ * (*preparing set): once it succeeds, record it with pqpool__stmt_prepared
+ * and send again; else the unnamed statement. */
+int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing);
+int pqpool__stmt_prepared(struct pqpool_conn *c, const char *sql);
+/* pool.c: takes an idle connection if one is free now, else PQPOOL_EAGAIN. */
+int pqpool__try_acquire(struct pqpool *p, pqpool_conn **out, const char *file, int line);
+/* health.c: fills h from a finished probe that started at t0. p pinned. */
+void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *h);
 
 /* pool.c: acquire with a deadline in ns (for the health probe). */
 int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool_conn **out,

@@ -935,6 +935,21 @@ static bool acquire_fast(struct pqpool *p, pqpool_conn **out, const char *file, 
 	return true;
 }
 
+int pqpool__try_acquire(struct pqpool *p, pqpool_conn **out, const char *file, int line)
+{
+	struct pqpool_conn *s;
+	int why = -1;
+	*out = NULL;
+	if (acquire_fast(p, out, file, line, &s, &why))
+		return PQPOOL_OK;
+	if (s) { /* unfit: replacing it would mean connecting, which blocks */
+		pin(p);
+		close_slot(p, s, (pqpool_close_reason)why);
+		unpin(p);
+	}
+	return pqpool__fail(PQPOOL_EAGAIN, "acquire: no idle connection free right now");
+}
+
 int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool_conn **out,
                           const char *file, int line)
 {

@@ -59,41 +59,25 @@ void pqpool__count_error(struct pqpool *p, const char *sqlstate)
 	pthread_mutex_unlock(&p->stats_mu);
 }
 
-int pqpool_stats_get(pqpool *p, pqpool_stats *st)
+/* One pass over the slots: connection counts and the recent window, and,
+ * when full, the lifetime counters and distributions. No lock: each slot's
+ * figures are written by its holder only. The caller keeps p alive. */
+static void scan(struct pqpool *p, pqpool_stats *st, bool full, uint64_t *slow,
+                 uint64_t *wait_ns, int64_t *last_mono)
 {
 	int64_t now_ns = pqpool__now_ns();
 	int64_t cur_epoch = now_ns / ((int64_t)PQPOOL__WIN_SPAN_S * 1000000000);
-	int64_t last_mono = 0;
-	uint64_t win_sum_ns = 0, win_err = 0, qsum_ns = 0, slow = 0, wait_ns = 0;
+	uint64_t win_sum_ns = 0, win_err = 0, qsum_ns = 0;
+	uint32_t contend;
 
-	if (!p || !st)
-		return pqpool__fail(PQPOOL_EINVAL, "stats: NULL pool or out");
-	pqpool__pin(p);
-	memset(st, 0, sizeof *st);
 	for (int i = 0; i < p->nslots; i++) {
 		struct pqpool_conn *s = &p->slots[i];
 		pqpool__qstats *q = &s->q;
 		int state = atomic_load_explicit(&s->state, memory_order_relaxed);
-		int64_t rel = atomic_load_explicit(&s->released_ms, memory_order_relaxed);
-		int64_t acq = atomic_load_explicit(&s->acquired_ms, memory_order_relaxed);
 		if (state == SLOT_IDLE)
 			st->idle++;
 		else if (state != SLOT_EMPTY)
 			st->active++;
-		if (rel > last_mono)
-			last_mono = rel;
-		if (acq > last_mono)
-			last_mono = acq;
-		st->acquires += atomic_load_explicit(&s->acquires, memory_order_relaxed);
-		slow += atomic_load_explicit(&q->slow_acquires, memory_order_relaxed);
-		wait_ns += atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed);
-		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-			st->wait.buckets[b] += atomic_load_explicit(&q->wait_hist[b], memory_order_relaxed);
-		st->queries += atomic_load_explicit(&q->queries, memory_order_relaxed);
-		st->query_errors += atomic_load_explicit(&q->errors, memory_order_relaxed);
-		qsum_ns += atomic_load_explicit(&q->sum_ns, memory_order_relaxed);
-		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-			st->query.buckets[b] += atomic_load_explicit(&q->hist[b], memory_order_relaxed);
 		for (int w = 0; w < PQPOOL__WIN_SLOTS; w++) {
 			int64_t e = atomic_load_explicit(&q->win[w].epoch, memory_order_relaxed);
 			/* the current bucket and the WIN_SLOTS-1 before it */
@@ -103,6 +87,24 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 			win_err += atomic_load_explicit(&q->win[w].err, memory_order_relaxed);
 			win_sum_ns += atomic_load_explicit(&q->win[w].sum_ns, memory_order_relaxed);
 		}
+		if (!full)
+			continue;
+		int64_t rel = atomic_load_explicit(&s->released_ms, memory_order_relaxed);
+		int64_t acq = atomic_load_explicit(&s->acquired_ms, memory_order_relaxed);
+		if (rel > *last_mono)
+			*last_mono = rel;
+		if (acq > *last_mono)
+			*last_mono = acq;
+		st->acquires += atomic_load_explicit(&s->acquires, memory_order_relaxed);
+		*slow += atomic_load_explicit(&q->slow_acquires, memory_order_relaxed);
+		*wait_ns += atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed);
+		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+			st->wait.buckets[b] += atomic_load_explicit(&q->wait_hist[b], memory_order_relaxed);
+		st->queries += atomic_load_explicit(&q->queries, memory_order_relaxed);
+		st->query_errors += atomic_load_explicit(&q->errors, memory_order_relaxed);
+		qsum_ns += atomic_load_explicit(&q->sum_ns, memory_order_relaxed);
+		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+			st->query.buckets[b] += atomic_load_explicit(&q->hist[b], memory_order_relaxed);
 	}
 	st->total = st->active + st->idle;
 	st->max = p->nslots;
@@ -116,11 +118,29 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 		st->avg_response_ms = (double)win_sum_ns / 1e6 / (double)st->window_queries;
 		st->error_rate = (double)win_err * 100.0 / (double)st->window_queries;
 	}
+	/* `contend` is the waiters count plus the closed bit, kept with them
+	 * under the lock: reading it needs none */
+	contend = atomic_load(&p->contend);
+	st->waiting = (int)(contend & ~PQPOOL__CLOSED_BIT);
+	st->closed = (contend & PQPOOL__CLOSED_BIT) != 0;
+}
 
-	pthread_mutex_lock(&p->mu);
-	st->waiting = p->nwaiting;
-	st->closed = p->closed;
-	pthread_mutex_unlock(&p->mu);
+void pqpool__stats_quick(struct pqpool *p, pqpool_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	scan(p, st, false, NULL, NULL, NULL);
+}
+
+int pqpool_stats_get(pqpool *p, pqpool_stats *st)
+{
+	int64_t last_mono = 0;
+	uint64_t slow = 0, wait_ns = 0;
+
+	if (!p || !st)
+		return pqpool__fail(PQPOOL_EINVAL, "stats: NULL pool or out");
+	pqpool__pin(p);
+	memset(st, 0, sizeof *st);
+	scan(p, st, true, &slow, &wait_ns, &last_mono);
 
 	pthread_mutex_lock(&p->stats_mu);
 	st->acquire_timeouts = atomic_load(&p->acquire_timeouts);

@@ -206,6 +206,8 @@ static int run_serve(const cli_args *args)
 	        .addrlen = ss.addrlen,
 	        .threads = ss.threads,
 	        .db_threads = ss.db_threads,
+	        .health_share = s.cfg.health_share,
+	        .probe_park_at = s.cfg.pool_max,
 	        .max_connections = ss.max_connections,
 	        .idle_timeout_s = ss.idle_timeout_s,
 	        .max_header_bytes = ss.max_header_bytes,

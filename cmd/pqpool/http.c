@@ -15,6 +15,7 @@
 
 #include "http_metrics.h"
 #include "log.h"
+#include "probes.h"
 #include "routes.h"
 #include "workq.h"
 
@@ -26,7 +27,8 @@
 
 struct http_server {
 	struct MHD_Daemon *daemon;
-	workq *work; /* the threads that wait on the database */
+	workq *work;     /* the threads that wait on the database */
+	probes *probes;  /* health probes in flight without a thread each */
 	pqpool *pool;
 	route_env env;
 	http_metrics metrics;
@@ -157,12 +159,59 @@ static void run_request(void *arg, workq_item *item, bool cancelled)
 	MHD_resume_connection(rq->conn);
 }
 
+/* On the probe thread: a health answer, then the connection back to its
+ * event thread. */
+static void probe_done(void *arg, workq_item *item, int rc, const pqpool_health *h,
+                       bool cancelled)
+{
+	request *rq = (request *)(void *)((char *)item - offsetof(request, node));
+
+	(void)arg;
+	if (cancelled)
+		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down", &rq->rep);
+	else
+		routes_health_reply(rc, h, &rq->rep);
+	rq->rep.route = rq->route;
+	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
+	MHD_resume_connection(rq->conn);
+}
+
 /* A health probe blocks for a database round trip, up to
  * DB_CONNECTION_TIMEOUT. MHD binds each connection to the event thread that
  * accepted it, and accepts in batches, so probes run there would queue
  * behind each other on a few threads while the rest idle (measured: 200
  * concurrent 100 ms probes took 5.3 s on 20 threads instead of 1 s). They
  * go to one FIFO served by DB_POOL_MAX threads instead. */
+static void suspend_conn(void *conn)
+{
+	MHD_suspend_connection(conn);
+}
+
+/* The health route: answered here when its probe is quick, else later from
+ * the probe thread (see probes.c). */
+static enum MHD_Result health(http_server *s, struct MHD_Connection *conn, request *rq,
+                              const char *method, const char *url)
+{
+	pqpool_health h;
+	bool cancelled;
+	int rc;
+
+	rq->conn = conn;
+	rq->method_in = method;
+	rq->url_in = url;
+	/* before the call: the probe thread may resume it at once */
+	atomic_store_explicit(&rq->state, REQ_QUEUED, memory_order_relaxed);
+	if (!probes_answer(s->probes, &rq->node, suspend_conn, conn, &rc, &h, &cancelled))
+		return MHD_YES;
+	atomic_store_explicit(&rq->state, REQ_NEW, memory_order_relaxed);
+	if (cancelled)
+		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down", &rq->rep);
+	else
+		routes_health_reply(rc, &h, &rq->rep);
+	rq->rep.route = rq->route;
+	return queue(s, conn, rq, &rq->rep);
+}
+
 static enum MHD_Result offload(http_server *s, struct MHD_Connection *conn, request *rq,
                                const char *method, const char *url)
 {
@@ -238,6 +287,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	default:
 		break;
 	}
+	if (s->probes && rq->route == ROUTE_HEALTH && routes_blocking(method, url))
+		return health(s, conn, rq, method, url);
 	if (s->work && routes_blocking(method, url))
 		return offload(s, conn, rq, method, url);
 	routes_handle(&s->env, method, url, &rep);
@@ -395,8 +446,16 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		free(s);
 		return -1;
 	}
+	if (s->work && probes_start(pool, o->health_share, o->probe_park_at, s->work,
+	                            probe_done, s, &s->probes) != 0) {
+		snprintf(err, errlen, "cannot start the probe thread: %s", strerror(errno));
+		workq_stop(s->work);
+		free(s);
+		return -1;
+	}
 	s->listen_fd = listen_on(o, &s->port, err, errlen);
 	if (s->listen_fd < 0) {
+		probes_stop(s->probes);
 		workq_stop(s->work);
 		free(s);
 		return -1;
@@ -420,6 +479,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 	if (!s->daemon) {
 		snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
 		close(s->listen_fd);
+		probes_stop(s->probes);
 		workq_stop(s->work);
 		free(s);
 		return -1;
@@ -474,7 +534,9 @@ void http_stop(http_server *s)
 	if (!s)
 		return;
 	/* first: MHD must not stop with a connection suspended, and each job
-	 * resumes its own (those never started are answered 503) */
+	 * resumes its own (those never started are answered 503); the probe
+	 * thread may still hand jobs to the workers, so it stops first */
+	probes_stop(s->probes);
 	workq_stop(s->work);
 	MHD_stop_daemon(s->daemon);
 	if (s->quiesced) /* MHD gave it back to us */

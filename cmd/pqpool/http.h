@@ -3,6 +3,7 @@
 #ifndef PQPOOL_CLI_HTTP_H
 #define PQPOOL_CLI_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -17,6 +18,11 @@ typedef struct http_options {
 	int threads;          /* event threads, each with its own epoll set */
 	int db_threads;       /* threads for the requests that wait on the database;
 	                       * 0: they run on the event threads */
+	int probe_park_at;    /* DB_POOL_MAX: probes in flight past which a health
+	                       * request waits for one of them rather than for a
+	                       * thread (which could grow the pool) */
+	bool health_share;    /* DB_HEALTH_SHARE: concurrent health requests share
+	                       * a probe (probes.c does it as the library does) */
 	int max_connections;  /* open connections at most; half of it per IP */
 	int idle_timeout_s;   /* a silent connection is closed after this; 0 never */
 	int max_header_bytes; /* memory per connection: request line + headers */

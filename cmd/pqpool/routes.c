@@ -170,10 +170,19 @@ static void iso_now(char out[32])
 static void health(const route_env *env, route_reply *out)
 {
 	pqpool_health h;
+	int rc = env->check_health(env->arg, &h);
+
+	routes_health_reply(rc, &h, out);
+}
+
+void routes_health_reply(int rc, const pqpool_health *h, route_reply *out)
+{
 	char *body = NULL;
 
-	if (env->check_health(env->arg, &h) == PQPOOL_OK)
-		body = pqpool_render_health_json(&h);
+	memset(out, 0, sizeof(*out));
+	out->route = ROUTE_HEALTH;
+	if (rc == PQPOOL_OK && h)
+		body = pqpool_render_health_json(h);
 	if (!body) {
 		/* the spec's catch branch: the check itself failed */
 		reply_json(out, 503,
@@ -181,7 +190,7 @@ static void health(const route_env *env, route_reply *out)
 		                     "error", HEALTH_FAILED));
 		return;
 	}
-	reply_text(out, h.status == PQPOOL_UNHEALTHY ? 503 : 200, ROUTES_JSON, body);
+	reply_text(out, h->status == PQPOOL_UNHEALTHY ? 503 : 200, ROUTES_JSON, body);
 }
 
 static void metrics_failed(route_reply *out)

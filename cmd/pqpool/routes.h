@@ -73,6 +73,10 @@ typedef struct route_reply {
 void routes_handle(const route_env *env, const char *method, const char *path,
                    route_reply *out);
 
+/* The answer of GET /api/health/database for a check that returned rc and
+ * filled *h (h may be NULL when rc is a failure). */
+void routes_health_reply(int rc, const pqpool_health *h, route_reply *out);
+
 /* A JSON error reply {"error": message} with the given status, for answers
  * the HTTP layer gives itself (413). */
 void routes_error(int status, const char *message, route_reply *out);

@@ -1,17 +1,21 @@
 /* workq.c — a FIFO of jobs, handed to the most recently idle of a fixed set of threads.
  */
 #include "workq.h"
+#include "internal.h" /* pqpool__event: one futex word per sleeper */
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 
-/* One thread, asleep on its own condition while on the idle stack. */
+/* One thread, asleep on its own event while on the idle stack. The pusher
+ * sets it after unlocking, and the woken thread takes its job without the
+ * queue's lock: under load the lock was the busiest thing in the process
+ * (a condition variable makes each woken thread take it again). */
 typedef struct worker {
 	workq *q;
 	pthread_t thread;
-	pthread_cond_t cv;
+	pqpool__event ev;
 	workq_item *handed; /* a job given directly, or NULL */
 	struct worker *next_idle;
 } worker;
@@ -50,13 +54,18 @@ static void *run(void *p)
 		} else {
 			w->next_idle = q->idle;
 			q->idle = w;
-			while (!w->handed && !q->stopping)
-				pthread_cond_wait(&w->cv, &q->mu);
-			it = w->handed;
 			w->handed = NULL;
-			if (!it)
-				continue; /* stopping: workq_stop() emptied the stack */
-			cancelled = false;
+			pqpool__event_init(&w->ev);
+			pthread_mutex_unlock(&q->mu);
+			pqpool__event_wait(&w->ev, INT64_MAX);
+			it = w->handed; /* written before the event was set */
+			if (!it) {      /* stopping: workq_stop() emptied the stack */
+				pthread_mutex_lock(&q->mu);
+				continue;
+			}
+			q->fn(q->arg, it, false);
+			pthread_mutex_lock(&q->mu);
+			continue;
 		}
 		pthread_mutex_unlock(&q->mu);
 		q->fn(q->arg, it, cancelled);
@@ -86,12 +95,9 @@ int workq_start(int threads, workq_fn fn, void *arg, workq **out)
 		worker *w = &q->workers[q->nthreads];
 
 		w->q = q;
-		pthread_cond_init(&w->cv, NULL);
 		rc = pthread_create(&w->thread, NULL, run, w);
-		if (rc != 0) {
-			pthread_cond_destroy(&w->cv);
+		if (rc != 0)
 			break;
-		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
@@ -117,7 +123,6 @@ bool workq_push(workq *q, workq_item *item)
 	if (w) { /* straight to a sleeping thread: no queue, no race for it */
 		q->idle = w->next_idle;
 		w->handed = item;
-		pthread_cond_signal(&w->cv);
 	} else {
 		if (q->tail)
 			q->tail->next = item;
@@ -126,6 +131,8 @@ bool workq_push(workq *q, workq_item *item)
 		q->tail = item;
 	}
 	pthread_mutex_unlock(&q->mu);
+	if (w)
+		pqpool__event_set(&w->ev);
 	return true;
 }
 
@@ -133,16 +140,20 @@ void workq_stop(workq *q)
 {
 	if (!q)
 		return;
+	worker *idle;
+
 	pthread_mutex_lock(&q->mu);
 	q->stopping = true;
-	for (worker *w = q->idle; w; w = w->next_idle)
-		pthread_cond_signal(&w->cv);
+	idle = q->idle;
 	q->idle = NULL;
 	pthread_mutex_unlock(&q->mu);
-	for (int i = 0; i < q->nthreads; i++) {
-		pthread_join(q->workers[i].thread, NULL);
-		pthread_cond_destroy(&q->workers[i].cv);
+	while (idle) {
+		worker *next = idle->next_idle; /* read before it can wake */
+		pqpool__event_set(&idle->ev);
+		idle = next;
 	}
+	for (int i = 0; i < q->nthreads; i++)
+		pthread_join(q->workers[i].thread, NULL);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }

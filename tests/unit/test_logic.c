@@ -171,7 +171,7 @@ static void test_clock_and_texts(void **state)
 	assert_true(b >= a);
 	assert_true(pqpool__now_coarse_ms() > 0);
 	assert_true(pqpool__rand64() != pqpool__rand64());
-	for (int s = PQPOOL_EBUSY; s <= PQPOOL_OK; s++) {
+	for (int s = PQPOOL_EAGAIN; s <= PQPOOL_OK; s++) {
 		assert_non_null(pqpool_strstatus(s));
 		assert_string_not_equal(pqpool_strstatus(s), "unknown status");
 	}
