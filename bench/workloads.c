@@ -386,7 +386,7 @@ int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	uint64_t rounds = 0;
 
 	init_result(r, "spec", o);
-	cfg->prepare = o->prepared;
+	/* statements as the configuration says (DB_PREPARED_STATEMENTS) */
 	if (!w || open_pool(cfg, o->pool, &sh.pool) != 0) {
 		free(w);
 		return -1;

@@ -346,6 +346,47 @@ int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing)
 	return ok ? PQPOOL_OK : send_failed(c, "query");
 }
 
+int pqpool__send_params(struct pqpool_conn *c, const pqpool__qreq *q)
+{
+	int ok;
+	if (c->pool->cfg.prepare) {
+		pqpool__stmt *e = c->stmts ? stmt_find(c->stmts, q->sql, fnv1a(q->sql)) : NULL;
+		char name[32];
+		if (!e || !e->sql)
+			return PQPOOL_EAGAIN; /* first use here: the waiter prepares it */
+		snprintf(name, sizeof name, "pqpool_%u", e->id);
+		ok = PQsendQueryPrepared(c->pg, name, q->nparams, q->params, NULL, NULL, 0);
+	} else {
+		ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0);
+	}
+	return ok ? PQPOOL_OK : send_failed(c, "query");
+}
+
+int pqpool__finish_sent(struct pqpool_conn *c, int64_t t0, PGresult **res)
+{
+	int qt = c->pool->cfg.query_timeout_ms;
+	int64_t deadline = qt > 0 ? t0 + (int64_t)qt * 1000000 : INT64_MAX;
+	PGresult *r = NULL;
+	int status;
+	if (res)
+		*res = NULL;
+	if (c->deadline_cap_ns && c->deadline_cap_ns < deadline)
+		deadline = c->deadline_cap_ns;
+	/* we were woken because the answer arrived: read it before polling
+	 * (a failure here shows in the wait below) */
+	(void)PQconsumeInput(c->pg);
+	status = pqpool__wait_result(c, deadline, CANCEL_GRACE_MS, &r, "query");
+	pqpool__note_query(c, t0, status);
+	if (status != PQPOOL_OK)
+		return status;
+	if (res)
+		*res = r;
+	else
+		PQclear(r);
+	pqpool__ok();
+	return PQPOOL_OK;
+}
+
 int pqpool__stmt_prepared(struct pqpool_conn *c, const char *sql)
 {
 	uint64_t h = fnv1a(sql);

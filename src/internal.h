@@ -172,7 +172,23 @@ struct pqpool_conn {
 	pqpool__qstats q;
 } __attribute__((aligned(PQPOOL__CACHELINE)));
 
-enum grant_kind { GRANT_NONE = 0, GRANT_SLOT, GRANT_CAPACITY, GRANT_CLOSED };
+enum grant_kind { GRANT_NONE = 0, GRANT_SLOT, GRANT_CAPACITY, GRANT_CLOSED, GRANT_SENT };
+
+/* A query a waiter has ready (pqpool_query): the releaser that grants it a
+ * connection sends it at once, so that the waiter sleeps once, until the
+ * answer, instead of twice (for a connection, then for the answer). */
+typedef struct pqpool__qreq {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+} pqpool__qreq;
+
+/* What such a waiter sleeps on (pool.c; one per thread, made on first
+ * need): an epoll set with an eventfd in it; its granter arms the granted
+ * connection's socket there, or writes the eventfd. */
+typedef struct pqpool__tctx {
+	int epfd, evfd;
+} pqpool__tctx;
 
 /* A caller waiting for a connection; lives on its stack, queued FIFO under
  * pool->mu. The granter dequeues it, fills kind/slot, then sets ev. */
@@ -180,9 +196,15 @@ typedef struct pqpool__waiter {
 	struct pqpool__waiter *next;
 	/* A queued waiter holds one of pool->users; its granter gives it up,
 	 * since the waiter then owns a slot (or is told the pool closed). */
-	enum grant_kind kind;
+	_Atomic int kind;                /* enum grant_kind */
 	struct pqpool_conn *slot;
-	pqpool__event ev;
+	pqpool__event ev;                /* plain waiters sleep on this */
+	/* query waiters: what to send, where they sleep, when it was sent */
+	const pqpool__qreq *q;
+	pqpool__tctx *ctx;
+	_Atomic int signaled;            /* the grant is complete */
+	_Atomic int done;                /* its granter touches w no more */
+	int64_t sent_ns;
 } pqpool__waiter;
 
 #define PQPOOL__CLOSED_BIT (1u << 30)
@@ -297,6 +319,18 @@ void pqpool__note_query(struct pqpool_conn *c, int64_t t0, int status);
  * and send again; else the unnamed statement. */
 int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing);
 int pqpool__stmt_prepared(struct pqpool_conn *c, const char *sql);
+/* Sends q's statement without waiting, as pqpool_exec would run it: the
+ * cached prepared statement, or the unnamed one when prepared statements are
+ * off. PQPOOL_EAGAIN when it would first have to be prepared. */
+int pqpool__send_params(struct pqpool_conn *c, const pqpool__qreq *q);
+/* Waits for the answer of a statement sent at t0 and counts it, as the
+ * second half of pqpool_exec. */
+int pqpool__finish_sent(struct pqpool_conn *c, int64_t t0, PGresult **res);
+/* pool.c: acquire for q. On PQPOOL_OK, *sent_ns is non-zero when q was
+ * already sent on *out at that time (finish it with pqpool__finish_sent),
+ * zero when the caller must run it. */
+int pqpool__acquire_query(struct pqpool *p, int64_t deadline_ns, const pqpool__qreq *q,
+                          pqpool_conn **out, int64_t *sent_ns);
 /* pool.c: takes an idle connection if one is free now, else PQPOOL_EAGAIN. */
 int pqpool__try_acquire(struct pqpool *p, pqpool_conn **out, const char *file, int line);
 /* health.c: fills h from a finished probe that started at t0. p pinned. */

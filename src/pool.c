@@ -20,10 +20,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +46,108 @@ typedef struct pending {
 } pending;
 
 static void close_slot(struct pqpool *p, struct pqpool_conn *s, pqpool_close_reason why);
+static int unfit(struct pqpool *p, struct pqpool_conn *s, int64_t now);
+
+/* ---- the wait set of query waiters, one per thread ---- */
+
+static pthread_key_t tctx_key;
+static pthread_once_t tctx_once = PTHREAD_ONCE_INIT;
+static bool tctx_ok;
+static __thread pqpool__tctx *tl_ctx;
+
+static void tctx_free(void *arg)
+{
+	pqpool__tctx *c = arg;
+	close(c->epfd);
+	close(c->evfd);
+	free(c);
+}
+
+static void tctx_init(void)
+{
+	tctx_ok = pthread_key_create(&tctx_key, tctx_free) == 0;
+}
+
+/* This thread's wait set, made on first need (two descriptors, freed when
+ * the thread exits); NULL when it cannot be made: the thread then waits
+ * like any other. */
+static pqpool__tctx *tctx_get(void)
+{
+	pqpool__tctx *c;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (tl_ctx)
+		return tl_ctx;
+	pthread_once(&tctx_once, tctx_init);
+	if (!tctx_ok || !(c = malloc(sizeof *c)))
+		return NULL;
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	c->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->epfd < 0 || c->evfd < 0 ||
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd, &ev) != 0 ||
+	    pthread_setspecific(tctx_key, c) != 0) {
+		if (c->epfd >= 0)
+			close(c->epfd);
+		if (c->evfd >= 0)
+			close(c->evfd);
+		free(c);
+		return NULL;
+	}
+	tl_ctx = c;
+	return c;
+}
+
+/* Wakes a waiter whose grant is complete. A waiter with a wait set sees
+ * `signaled`, then waits for `done`, which its granter stores last: its
+ * descriptors (and its thread) stay alive while we use them. Touch nothing
+ * of w after. */
+static void signal_waiter(pqpool__waiter *w)
+{
+	if (w->ctx) {
+		uint64_t one = 1;
+		atomic_store_explicit(&w->signaled, 1, memory_order_release);
+		if (write(w->ctx->evfd, &one, sizeof one) < 0) {
+			/* counter overflow only: it is readable anyway */
+		}
+		atomic_store_explicit(&w->done, 1, memory_order_release);
+	} else {
+		pqpool__event_set(&w->ev);
+	}
+}
+
+/* A query waiter was granted slot s: send its query now and arm the
+ * socket in its wait set, so that it wakes for the answer. False when that
+ * cannot be done here (the connection needs a check that failed, or its
+ * statement preparing): the waiter then gets the plain grant. */
+static bool presend(struct pqpool *p, pqpool__waiter *w)
+{
+	struct pqpool_conn *s = w->slot;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = s};
+	int64_t t0;
+	int fd, epfd = w->ctx->epfd;
+	if (unfit(p, s, pqpool__now_coarse_ms()) >= 0)
+		return false;
+	t0 = pqpool__now_ns();
+	if (pqpool__send_params(s, w->q) != PQPOOL_OK) {
+		pqpool__ok(); /* ours, not the caller's: the waiter finds out */
+		return false;
+	}
+	fd = PQsocket(s->pg);
+	w->sent_ns = t0;
+	atomic_store_explicit(&w->kind, GRANT_SENT, memory_order_relaxed);
+	/* signaled before the event can fire, so the woken waiter sees it; it
+	 * then waits for `done`, so its wait set outlives our use of it */
+	atomic_store_explicit(&w->signaled, 1, memory_order_release);
+	if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+	    epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		/* cannot arm it: wake the waiter now; it polls the socket */
+		uint64_t one = 1;
+		if (write(w->ctx->evfd, &one, sizeof one) < 0) {
+			/* overflow only */
+		}
+	}
+	atomic_store_explicit(&w->done, 1, memory_order_release);
+	return true;
+}
 
 void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
 {
@@ -163,7 +268,7 @@ static void grant_locked(struct pqpool *p, pending *pd, enum grant_kind kind,
 	p->nwaiting--;
 	p->users--; /* the waiter's pin: it now owns a slot, or is told we closed */
 	atomic_fetch_sub(&p->contend, 1);
-	w->kind = kind;
+	atomic_store_explicit(&w->kind, kind, memory_order_relaxed);
 	w->slot = s;
 	w->next = pd->wake;
 	pd->wake = w;
@@ -216,7 +321,10 @@ static void finish_pending(struct pqpool *p, pending *pd)
 		/* read next first: once set, the waiter may return and its stack
 		 * frame, where w lives, is gone */
 		pqpool__waiter *next = w->next;
-		pqpool__event_set(&w->ev);
+		if (!(w->q && w->ctx &&
+		      atomic_load_explicit(&w->kind, memory_order_relaxed) == GRANT_SLOT &&
+		      presend(p, w)))
+			signal_waiter(w);
 		w = next;
 	}
 	close_list(p, pd->close, PQPOOL_CLOSE_POOL_CLOSED);
@@ -806,8 +914,37 @@ static int reopen_for_lease(struct pqpool *p, struct pqpool_conn *s, int why, in
 	return open_for_lease(p, s, t0, deadline, out, file, line);
 }
 
+/* Waits until the waiter is signaled or the monotonic deadline passes.
+ * Returns 1 when signaled. */
+static int wait_grant(pqpool__waiter *w, int64_t deadline)
+{
+	if (!w->ctx)
+		return pqpool__event_wait(&w->ev, deadline);
+	while (!atomic_load_explicit(&w->signaled, memory_order_acquire)) {
+		struct epoll_event evs[4];
+		int64_t left = deadline - pqpool__now_ns();
+		int n, ms;
+		if (left <= 0)
+			return 0;
+		ms = left > (int64_t)1000000 * 1000000 ? 1000000 : (int)((left + 999999) / 1000000);
+		n = epoll_wait(w->ctx->epfd, evs, 4, ms);
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+			if (evs[i].data.ptr == NULL && read(w->ctx->evfd, &v, sizeof v) < 0) {
+				/* drained already */
+			}
+			/* a socket that fired is either ours (signaled is set)
+			 * or left armed by an earlier wait: its one shot is spent */
+		}
+	}
+	/* the granter may still be in a system call on our wait set */
+	while (!atomic_load_explicit(&w->done, memory_order_acquire))
+		sched_yield();
+	return 1;
+}
+
 static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_conn **out,
-                        const char *file, int line)
+                        const char *file, int line, const pqpool__qreq *q, int64_t *sent_ns)
 {
 	pqpool__waiter w;
 	enum grant_kind kind = GRANT_NONE;
@@ -828,9 +965,14 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 	if (kind == GRANT_NONE) {
 		pending pd = {0};
 		w.next = NULL;
-		w.kind = GRANT_NONE;
+		atomic_init(&w.kind, GRANT_NONE);
 		w.slot = NULL;
 		pqpool__event_init(&w.ev);
+		w.q = q;
+		w.ctx = q ? tctx_get() : NULL;
+		atomic_init(&w.signaled, 0);
+		atomic_init(&w.done, 0);
+		w.sent_ns = 0;
 		/* w lives on this stack frame; every way out of this block takes it
 		 * off the queue (a granter, or the timeout below) */
 		if (p->wtail)
@@ -845,11 +987,11 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 		dispatch_locked(p, &pd);
 		pthread_mutex_unlock(&p->mu);
 		finish_pending(p, &pd);
-		if (!pqpool__event_wait(&w.ev, deadline)) {
+		if (!wait_grant(&w, deadline)) {
 			int open, waiting, nslots;
 			bool free_it;
 			pthread_mutex_lock(&p->mu);
-			if (w.kind == GRANT_NONE) {
+			if (atomic_load_explicit(&w.kind, memory_order_relaxed) == GRANT_NONE) {
 				pqpool__waiter **pp = &p->whead, *prev = NULL;
 				while (*pp != &w) {
 					prev = *pp;
@@ -877,11 +1019,19 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 				        waiting);
 			}
 			pthread_mutex_unlock(&p->mu);
-			/* granted as we gave up: the granter sets the event next */
-			pqpool__event_wait(&w.ev, INT64_MAX);
+			/* granted as we gave up: the granter signals us next */
+			wait_grant(&w, INT64_MAX);
 		}
-		kind = w.kind;
+		kind = (enum grant_kind)atomic_load_explicit(&w.kind, memory_order_relaxed);
 		s = w.slot;
+		if (kind == GRANT_SENT) { /* our query is on its way */
+			lease_begin(s, pqpool__now_coarse_ms(), file, line);
+			record_wait(s, t0);
+			*sent_ns = w.sent_ns;
+			*out = s;
+			pqpool__ok();
+			return PQPOOL_OK;
+		}
 	} else {
 		pthread_mutex_unlock(&p->mu);
 	}
@@ -907,10 +1057,12 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 static int acquire_rest(struct pqpool *p, struct pqpool_conn *s, int why, int64_t t0,
                         int64_t deadline, pqpool_conn **out, const char *file, int line)
 {
+	int64_t unused;
 	if (s)
 		return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
-	return acquire_slow(p, t0, deadline, out, file, line);
+	return acquire_slow(p, t0, deadline, out, file, line, NULL, &unused);
 }
+
 
 /* The lock-free path, taken only when nobody queues (no barging). Returns
  * true with *out set, or false with *unfit_slot an owned slot to replace
@@ -933,6 +1085,21 @@ static bool acquire_fast(struct pqpool *p, pqpool_conn **out, const char *file, 
 	*out = s;
 	pqpool__ok();
 	return true;
+}
+
+int pqpool__acquire_query(struct pqpool *p, int64_t deadline_ns, const pqpool__qreq *q,
+                          pqpool_conn **out, int64_t *sent_ns)
+{
+	struct pqpool_conn *s;
+	int why = -1;
+	*out = NULL;
+	*sent_ns = 0;
+	if (acquire_fast(p, out, __FILE__, __LINE__, &s, &why))
+		return PQPOOL_OK;
+	if (s)
+		return reopen_for_lease(p, s, why, pqpool__now_ns(), deadline_ns, out, __FILE__,
+		                        __LINE__);
+	return acquire_slow(p, pqpool__now_ns(), deadline_ns, out, __FILE__, __LINE__, q, sent_ns);
 }
 
 int pqpool__try_acquire(struct pqpool *p, pqpool_conn **out, const char *file, int line)

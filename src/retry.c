@@ -181,12 +181,23 @@ struct query_arg {
 static int query_attempt(struct pqpool *p, void *arg, int64_t deadline, attempt *a)
 {
 	struct query_arg *qa = arg;
+	pqpool__qreq q = {qa->sql, qa->nparams, qa->params};
 	pqpool_conn *c;
+	int64_t sent_ns;
 	int st;
-	if (!acquire_attempt(p, acquire_deadline(p, deadline), &c, a))
-		return a->status;
+	/* Waiting for a connection, the query goes with us: whoever frees one
+	 * sends it, and we wake once, for the answer. */
+	st = pqpool__acquire_query(p, acquire_deadline(p, deadline), &q, &c, &sent_ns);
+	if (st != PQPOOL_OK) {
+		take_error(a, st);
+		a->retryable = st == PQPOOL_ECONNECT;
+		return st;
+	}
 	c->deadline_cap_ns = deadline;
-	st = pqpool_exec(c, qa->sql, qa->nparams, qa->params, qa->res);
+	if (sent_ns)
+		st = pqpool__finish_sent(c, sent_ns, qa->res);
+	else
+		st = pqpool_exec(c, qa->sql, qa->nparams, qa->params, qa->res);
 	if (st != PQPOOL_OK) {
 		take_error(a, st);
 		/* sent: the statement may have taken effect before the failure */

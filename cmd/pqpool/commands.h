@@ -14,5 +14,6 @@
 extern const cli_command serve_command;  /* cmd_serve.c */
 extern const cli_command config_command; /* cmd_config.c */
 extern const cli_command check_command;  /* cmd_check.c */
+extern const cli_command bench_command;  /* cmd_bench.c */
 
 #endif

@@ -12,6 +12,7 @@
 static const cli_command *const commands[] = {
         &serve_command,
         &check_command,
+        &bench_command,
         &config_command,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

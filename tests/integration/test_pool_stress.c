@@ -105,10 +105,113 @@ static void test_stress_counters_add_up(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }
 
+/* One-shot queries from more threads than connections: a waiting caller's
+ * query is sent by whoever frees a connection, and each caller must get its
+ * own answer back. */
+struct qworker {
+	pqpool *p;
+	int id, n, wrong, failed;
+	pthread_t th;
+};
+
+static void *query_work(void *arg)
+{
+	struct qworker *w = arg;
+	for (int i = 0; i < w->n; i++) {
+		char v[32], want[32];
+		const char *params[] = {v};
+		PGresult *r = NULL;
+		snprintf(v, sizeof v, "%d", w->id * 100000 + i);
+		snprintf(want, sizeof want, "%d", (w->id * 100000 + i) * 2);
+		if (pqpool_query(w->p, "SELECT $1::int * 2", 1, params, PQPOOL_IDEMPOTENT, &r) !=
+		    PQPOOL_OK) {
+			w->failed++;
+			continue;
+		}
+		if (strcmp(PQgetvalue(r, 0, 0), want) != 0)
+			w->wrong++;
+		PQclear(r);
+	}
+	return NULL;
+}
+
+static void run_queries(bool prepare)
+{
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_stats st;
+	struct qworker w[48];
+	testenv_config(&cfg);
+	cfg.pool_max = 6;
+	cfg.pool_min = 6;
+	cfg.prepare = prepare;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	for (int i = 0; i < 48; i++) {
+		w[i] = (struct qworker){p, i, 400, 0, 0, 0};
+		pthread_create(&w[i].th, NULL, query_work, &w[i]);
+	}
+	for (int i = 0; i < 48; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].failed, 0);
+		assert_int_equal(w[i].wrong, 0);
+	}
+	pqpool_stats_get(p, &st);
+	/* 6 statements prepared at most (one per connection), the rest
+	 * executions; every query counted once */
+	assert_true(st.queries >= 48 * 400);
+	assert_true(st.queries <= 48 * 400 + 6);
+	assert_int_equal(st.query_errors, 0);
+	assert_int_equal(st.active, 0);
+	assert_true(st.wait.count >= 48 * 400);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
+static void test_one_shot_queries_under_contention(void **state)
+{
+	(void)state;
+	run_queries(true);
+	run_queries(false);
+}
+
+/* A one-shot query that waits for a connection gives up at the timeout,
+ * and the thread's wait set works for the next one. */
+static void test_query_waiter_timeout(void **state)
+{
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_conn *held;
+	PGresult *r = NULL;
+	int64_t t0, el;
+	(void)state;
+	testenv_config(&cfg);
+	cfg.pool_max = 1;
+	cfg.pool_min = 1;
+	cfg.connection_timeout_ms = 300;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	assert_status(PQPOOL_OK, pqpool_query(p, "SELECT 1", 0, NULL, 0, NULL)); /* prepared */
+	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &held));
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_ETIMEDOUT, pqpool_query(p, "SELECT 1", 0, NULL, 0, &r));
+	el = testenv_now_ms() - t0;
+	assert_null(r);
+	assert_true(el >= 300);
+	assert_true(el < 900);
+	assert_non_null(strstr(pqpool_errmsg(), "failed after 1 attempt"));
+	pqpool_release(held);
+	for (int i = 0; i < 5; i++) {
+		assert_status(PQPOOL_OK, pqpool_query(p, "SELECT 2", 0, NULL, 0, &r));
+		assert_string_equal(PQgetvalue(r, 0, 0), "2");
+		PQclear(r);
+	}
+	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_stress_counters_add_up),
+	        cmocka_unit_test(test_one_shot_queries_under_contention),
+	        cmocka_unit_test(test_query_waiter_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
