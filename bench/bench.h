@@ -36,6 +36,10 @@ typedef struct bench_opts {
 	int rounds;             /* spec: rounds; others: repetitions */
 	const char *query;      /* throughput / nopool / compare */
 	bool prepared;          /* named statements cached per connection */
+	bool lease;             /* throughput: acquire, exec, release instead of
+	                         * the one-shot pqpool_query */
+	bool blocking;          /* spec: a thread per concurrent query, rounds
+	                         * kept by barriers, instead of one thread */
 	bool progress;          /* a progress line on stderr */
 } bench_opts;
 
@@ -51,7 +55,8 @@ typedef struct bench_result {
 	double cpu_us_per_op;
 	lat_hist latency;       /* per query, acquire included */
 	lat_hist wait;          /* acquire only (pooled runs) */
-	uint64_t worst_wait_ns; /* longest single acquire */
+	uint64_t worst_wait_ns; /* longest single acquire (lease runs) */
+	pqpool_hist pool_wait;  /* the pool's own wait histogram over the run */
 	double rounds_per_s;    /* spec only */
 } bench_result;
 
@@ -60,6 +65,9 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_overhead(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r);
+/* The same rounds from one thread with the non-blocking API, as Node.js
+ * runs them. */
+int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 /* Runs pgbench with the same connections, query and protocol; its CPU is
  * the child's rusage. */
 int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r);

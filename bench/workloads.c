@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -77,17 +78,30 @@ static int open_pool(pqpool_config *cfg, int size, pqpool **p)
 enum { PH_WAIT, PH_WARM, PH_MEASURE, PH_STOP };
 
 /* Runs the workers through a warm-up (connections opened, statements
- * prepared, caches warm; not counted) and the measured interval. */
+ * prepared, caches warm; not counted) and the measured interval. With a
+ * pool, its wait histogram over the interval goes to *wait. */
 static void run_phases(const bench_opts *o, const char *what, _Atomic int *phase, double *t0,
-                       double *cpu0)
+                       double *cpu0, pqpool *pool, pqpool_hist *wait)
 {
+	pqpool_stats before, after;
 	atomic_store(phase, PH_WARM);
 	sleep_s(o->duration_s / 10 < 0.5 ? o->duration_s / 10 : 0.5);
+	if (pool)
+		pqpool_stats_get(pool, &before);
 	*cpu0 = bench_cpu_self();
 	*t0 = bench_now();
 	atomic_store(phase, PH_MEASURE);
 	wait_measuring(o, what, o->duration_s);
 	atomic_store(phase, PH_STOP);
+	if (pool) {
+		pqpool_stats_get(pool, &after);
+		memset(wait, 0, sizeof *wait);
+		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++) {
+			wait->buckets[b] = after.wait.buckets[b] - before.wait.buckets[b];
+			wait->count += wait->buckets[b];
+		}
+		wait->sum_ms = after.wait.sum_ms - before.wait.sum_ms;
+	}
 }
 
 /* ---- throughput: N threads on a pool of P, one query per lease ---- */
@@ -111,11 +125,18 @@ static void *tp_run(void *arg)
 	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
 		pqpool_conn *c;
 		uint64_t t0 = ns_now(), t1, t2;
-		int rc = pqpool_acquire(w->pool, -1, &c);
-		t1 = ns_now();
-		if (rc == PQPOOL_OK) {
-			rc = pqpool_exec(c, w->o->query, 0, NULL, NULL);
-			pqpool_release(c);
+		int rc;
+		if (w->o->lease) {
+			rc = pqpool_acquire(w->pool, -1, &c);
+			t1 = ns_now();
+			if (rc == PQPOOL_OK) {
+				rc = pqpool_exec(c, w->o->query, 0, NULL, NULL);
+				pqpool_release(c);
+			}
+		} else {
+			/* the one-shot query: its wait is in the pool's histogram */
+			rc = pqpool_query(w->pool, w->o->query, 0, NULL, 0, NULL);
+			t1 = 0;
 		}
 		t2 = ns_now();
 		if (ph != PH_MEASURE)
@@ -126,9 +147,11 @@ static void *tp_run(void *arg)
 			w->errors++;
 			continue;
 		}
-		lat_add(&w->wait, t1 - t0);
-		if (t1 - t0 > w->worst_wait)
-			w->worst_wait = t1 - t0;
+		if (t1) {
+			lat_add(&w->wait, t1 - t0);
+			if (t1 - t0 > w->worst_wait)
+				w->worst_wait = t1 - t0;
+		}
 		lat_add(&w->lat, t2 - t0);
 		w->ops++;
 	}
@@ -153,7 +176,9 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	pqpool *p;
 	double t0, cpu0;
 
-	init_result(r, o->prepared ? "pqpool prepared" : "pqpool", o);
+	init_result(r, o->lease ? (o->prepared ? "pqpool lease prepared" : "pqpool lease")
+	                        : (o->prepared ? "pqpool prepared" : "pqpool"),
+	            o);
 	cfg->prepare = o->prepared;
 	if (!w || open_pool(cfg, o->pool, &p) != 0) {
 		free(w);
@@ -167,7 +192,7 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		lat_init(&w[i].wait);
 		pthread_create(&w[i].th, NULL, tp_run, &w[i]);
 	}
-	run_phases(o, r->name, &phase, &t0, &cpu0);
+	run_phases(o, r->name, &phase, &t0, &cpu0, p, &r->pool_wait);
 	for (int i = 0; i < o->threads; i++)
 		pthread_join(w[i].th, NULL);
 	for (int i = 0; i < o->threads; i++) {
@@ -252,7 +277,7 @@ int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		lat_init(&w[i].lat);
 		pthread_create(&w[i].th, NULL, np_run, &w[i]);
 	}
-	run_phases(o, r->name, &phase, &t0, &cpu0);
+	run_phases(o, r->name, &phase, &t0, &cpu0, NULL, NULL);
 	for (int i = 0; i < o->threads; i++)
 		pthread_join(w[i].th, NULL);
 	for (int i = 0; i < o->threads; i++) {
@@ -321,7 +346,7 @@ int bench_overhead(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		w[i].phase = &phase;
 		pthread_create(&w[i].th, NULL, ov_run, &w[i]);
 	}
-	run_phases(o, "overhead", &phase, &t0, &cpu0);
+	run_phases(o, "overhead", &phase, &t0, &cpu0, NULL, NULL);
 	for (int i = 0; i < o->threads; i++) {
 		pthread_join(w[i].th, NULL);
 		r->ops += w[i].ops;
@@ -543,5 +568,108 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	r->cpu_us_per_op = r->cpu_s * 1e6 / (double)processed;
 	r->threads = o->pool;
 	r->conns = o->pool;
+	return 0;
+}
+
+/* ---- spec, the Node.js way: one thread, 50 queries issued per round ---- */
+
+/* What node-postgres does with Promise.all over 50 pool.query calls: issue
+ * them all, the pool running 20 at a time and queueing the rest; here one
+ * thread sends what it can (pqpool_send), waits on the sockets, finishes
+ * what has answered and sends the next. Each query's time counts from the
+ * start of its round, as the spec's Date.now() around pool.query does. */
+int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	enum { PER_ROUND = 50 };
+	struct inflight {
+		pqpool_conn *q;
+		int idx;
+	} *fl = calloc((size_t)o->pool, sizeof *fl);
+	struct pollfd *pfd = calloc((size_t)o->pool, sizeof *pfd);
+	char vals[PER_ROUND][16];
+	const char *params[PER_ROUND][1];
+	pqpool *p;
+	double t0, cpu0;
+	uint64_t rounds = 0;
+	bool warm = true;
+
+	init_result(r, "spec (one thread)", o);
+	r->threads = 1;
+	if (!fl || !pfd || open_pool(cfg, o->pool, &p) != 0) {
+		free(fl);
+		free(pfd);
+		return -1;
+	}
+	for (int i = 0; i < PER_ROUND; i++) {
+		snprintf(vals[i], sizeof vals[i], "%d", i);
+		params[i][0] = vals[i];
+	}
+	t0 = bench_now();
+	cpu0 = bench_cpu_self();
+	for (;;) {
+		uint64_t start = ns_now();
+		int next = 0, done = 0, nfl = 0;
+		if (!warm && ((o->rounds > 0 && rounds >= (uint64_t)o->rounds) ||
+		              (o->rounds <= 0 && bench_now() - t0 >= o->duration_s)))
+			break;
+		while (done < PER_ROUND) {
+			/* send while connections are free */
+			while (next < PER_ROUND && nfl < o->pool) {
+				pqpool_conn *q;
+				int rc = pqpool_send(p, "SELECT $1 as test, NOW() as timestamp", 1,
+				                     params[next], &q);
+				if (rc == PQPOOL_EAGAIN)
+					break;
+				if (rc != PQPOOL_OK) {
+					r->errors++;
+					next++;
+					done++;
+					continue;
+				}
+				fl[nfl++] = (struct inflight){q, next++};
+			}
+			for (int i = 0; i < nfl; i++)
+				pfd[i] = (struct pollfd){PQsocket(pqpool_conn_pg(fl[i].q)), POLLIN, 0};
+			if (nfl <= 0)
+				continue; /* none free and none of ours: try again */
+			poll(pfd, (nfds_t)nfl, 1000);
+			for (int i = 0; i < nfl; i++) {
+				PGresult *res;
+				if (!pfd[i].revents || pqpool_poll(fl[i].q) != PQPOOL_OK)
+					continue;
+				if (pqpool_finish(fl[i].q, &res) == PQPOOL_OK) {
+					if (!warm)
+						lat_add(&r->latency, ns_now() - start);
+					PQclear(res);
+				} else {
+					r->errors++;
+				}
+				done++;
+				fl[i] = fl[--nfl];
+				pfd[i] = pfd[nfl];
+				i--;
+			}
+		}
+		if (warm) { /* one round to open connections and prepare, not counted */
+			warm = false;
+			r->errors = 0;
+			t0 = bench_now();
+			cpu0 = bench_cpu_self();
+			continue;
+		}
+		rounds++;
+		if ((rounds & 255) == 0)
+			progress(o, "spec", o->rounds > 0 ? (double)rounds : bench_now() - t0,
+			         o->rounds > 0 ? o->rounds : o->duration_s);
+	}
+	progress(o, "spec", -1, 0);
+	finish(r, t0, cpu0);
+	r->ops = r->latency.count;
+	r->rounds_per_s = r->seconds > 0 ? (double)rounds / r->seconds : 0;
+	r->ops_per_s = r->seconds > 0 ? (double)r->ops / r->seconds : 0;
+	r->cpu_us_per_op = r->ops ? r->cpu_s * 1e6 / (double)r->ops : 0;
+	pqpool_close(p, 5000);
+	free(fl);
+	free(pfd);
 	return 0;
 }

@@ -366,6 +366,35 @@ PQPOOL_API int pqpool_conn_fail(pqpool_conn *conn, const PGresult *res);
 PQPOOL_API int pqpool_run(pqpool *pool, const char *context, pqpool_fn fn,
                           void *arg);
 
+/*
+ * Queries without blocking, for hosts with their own event loop (one thread
+ * keeping many queries in flight, as pgbench does):
+ *  - pqpool_send() takes a connection that is free right now (it never
+ *    waits and never connects) and sends sql on it, as pqpool_exec() would
+ *    run it (prepared once per connection unless DB_PREPARED_STATEMENTS is
+ *    off). sql and params are borrowed until pqpool_finish().
+ *    PQPOOL_OK: *out is the query in flight, a lease of the pool; wait until
+ *    PQsocket(pqpool_conn_pg(*out)) is readable, or pqpool_poll_timeout_ms()
+ *    has passed. PQPOOL_EAGAIN: no connection free at once: send it when one
+ *    of yours is finished (or use pqpool_query() where blocking is fine).
+ *    Other failures as pqpool_exec(); nothing is left to finish.
+ *  - pqpool_poll() reads what has arrived, without blocking: PQPOOL_EAGAIN
+ *    while the answer is incomplete and its deadline (query_timeout_ms) is
+ *    not past; PQPOOL_OK when it is time for pqpool_finish().
+ *  - pqpool_finish() returns what pqpool_exec() would (on PQPOOL_OK, *res
+ *    if not NULL is owned: PQclear() it) and gives the lease back; a query
+ *    past its deadline is PQPOOL_ETIMEDOUT and its connection closed. Stop
+ *    watching the socket first.
+ * A query in flight belongs to one thread at a time, like any lease.
+ */
+PQPOOL_API int pqpool_send(pqpool *pool, const char *sql, int nparams,
+                           const char *const *params, pqpool_conn **out);
+PQPOOL_API int pqpool_poll(pqpool_conn *query);
+/* Milliseconds left before the query's deadline: 0 when past, -1 when it
+ * has none (query_timeout_ms is 0). */
+PQPOOL_API int pqpool_poll_timeout_ms(const pqpool_conn *query);
+PQPOOL_API int pqpool_finish(pqpool_conn *query, PGresult **res);
+
 /* ------------------------------------------------------------------ */
 /* Health                                                               */
 /* ------------------------------------------------------------------ */

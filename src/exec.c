@@ -317,8 +317,9 @@ static int exec_prepared(struct pqpool_conn *c, const char *sql, int nparams,
 	return st;
 }
 
-int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing)
+int pqpool__send_query(struct pqpool_conn *c, const pqpool__qreq *q, bool *preparing)
 {
+	const char *sql = q->sql;
 	pqpool__stmt *e = NULL;
 	char name[32];
 	int ok;
@@ -331,17 +332,18 @@ int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing)
 			/* prepare first, under the name stmt_prepared() will give it */
 			snprintf(name, sizeof name, "pqpool_%u", c->stmts->next_id + 1);
 			*preparing = true;
-			return PQsendPrepare(c->pg, name, sql, 0, NULL) ? PQPOOL_OK
-			                                                : send_failed(c, "prepare");
+			return PQsendPrepare(c->pg, name, sql, q->nparams, NULL)
+			               ? PQPOOL_OK
+			               : send_failed(c, "prepare");
 		}
 		if (!e->sql)
 			e = NULL;
 	}
 	if (e) {
 		snprintf(name, sizeof name, "pqpool_%u", e->id);
-		ok = PQsendQueryPrepared(c->pg, name, 0, NULL, NULL, NULL, 0);
+		ok = PQsendQueryPrepared(c->pg, name, q->nparams, q->params, NULL, NULL, 0);
 	} else {
-		ok = PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+		ok = PQsendQueryParams(c->pg, sql, q->nparams, NULL, q->params, NULL, NULL, 0);
 	}
 	return ok ? PQPOOL_OK : send_failed(c, "query");
 }

@@ -141,6 +141,16 @@ enum {
 	SLOT_BUSY = 3
 };
 
+/* A statement to send: its text and text parameters, borrowed. A waiter of
+ * pqpool_query carries one so that the releaser that grants it a connection
+ * can send it at once: the waiter then sleeps once, until the answer,
+ * instead of twice (for a connection, then for the answer). */
+typedef struct pqpool__qreq {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+} pqpool__qreq;
+
 struct pqpool_conn {
 	_Atomic int state;
 	int index;
@@ -152,10 +162,12 @@ struct pqpool_conn {
 	                                  * touching the PGconn; -1 if none */
 	int64_t deadline_cap_ns;         /* pqpool_run's overall deadline; 0 none */
 	pqpool__stmts *stmts;            /* prepared statements of this connection */
-	/* a non-blocking health probe in progress on this lease (probe.c) */
-	int64_t probe_t0_ns, probe_deadline_ns;
-	PGresult *probe_last;
-	bool probe_done, probe_preparing;
+	/* a non-blocking query in progress on this lease (async.c): what was
+	 * sent (borrowed from the caller until finished), when, its deadline */
+	pqpool__qreq aq;
+	int64_t aq_t0_ns, aq_deadline_ns;
+	PGresult *aq_last;
+	bool aq_done, aq_preparing;
 	struct pqpool_conn *next;        /* on a to-close list, while owned */
 	int64_t created_ms;              /* coarse monotonic */
 	int64_t checked_ms;              /* last liveness check that passed */
@@ -174,14 +186,6 @@ struct pqpool_conn {
 
 enum grant_kind { GRANT_NONE = 0, GRANT_SLOT, GRANT_CAPACITY, GRANT_CLOSED, GRANT_SENT };
 
-/* A query a waiter has ready (pqpool_query): the releaser that grants it a
- * connection sends it at once, so that the waiter sleeps once, until the
- * answer, instead of twice (for a connection, then for the answer). */
-typedef struct pqpool__qreq {
-	const char *sql;
-	int nparams;
-	const char *const *params;
-} pqpool__qreq;
 
 /* What such a waiter sleeps on (pool.c; one per thread, made on first
  * need): an epoll set with an eventfd in it; its granter arms the granted
@@ -317,7 +321,7 @@ void pqpool__note_query(struct pqpool_conn *c, int64_t t0, int status);
  * one; with prepared statements on and none cached, a Prepare instead
  * (*preparing set): once it succeeds, record it with pqpool__stmt_prepared
  * and send again; else the unnamed statement. */
-int pqpool__send_query(struct pqpool_conn *c, const char *sql, bool *preparing);
+int pqpool__send_query(struct pqpool_conn *c, const pqpool__qreq *q, bool *preparing);
 int pqpool__stmt_prepared(struct pqpool_conn *c, const char *sql);
 /* Sends q's statement without waiting, as pqpool_exec would run it: the
  * cached prepared statement, or the unnamed one when prepared statements are

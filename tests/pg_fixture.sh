@@ -25,11 +25,21 @@ start)
   password="pw-$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')"
   datadir=$(mktemp -d /tmp/pqpool-test.XXXXXX)
   rmdir "$datadir"
-  for _ in $(seq 1 50); do
-    port=$(( 20000 + RANDOM % 30000 ))
-    port_free "$port" && break
+  # a free port now may be taken by the time the server binds it (other
+  # test runs start clusters too): try a few
+  started=0
+  for _ in 1 2 3 4 5; do
+    for _ in $(seq 1 50); do
+      port=$(( 20000 + RANDOM % 30000 ))
+      port_free "$port" && break
+    done
+    if "$cluster" start "$datadir" "$port" "$password"; then
+      started=1
+      break
+    fi
+    "$cluster" destroy "$datadir" || true
   done
-  "$cluster" start "$datadir" "$port" "$password"
+  [ "$started" = 1 ] || { echo "pg_fixture: could not start a cluster" >&2; exit 1; }
   cat >"$state/env" <<ENV
 DATABASE_URL=postgresql://hyperpage:$password@127.0.0.1:$port/hyperpage
 PQPOOL_TEST_PASSWORD=$password

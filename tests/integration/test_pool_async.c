@@ -1,6 +1,7 @@
-/* test_pool_probe.c — the non-blocking health probe against a real server:
- * start, poll on the socket, finish; no free connection; a probe past its
- * deadline; a failing query; a connection killed mid-probe. */
+/* test_pool_async.c — queries and health probes without blocking, against a
+ * real server: send, poll on the socket, finish; many in flight from one
+ * thread; no free connection; past the deadline; failing queries; a
+ * connection killed mid-probe. */
 #include "testenv.h"
 
 #include <poll.h>
@@ -136,9 +137,124 @@ static void test_probe_failures(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
 }
 
+/* Waits for a query in flight the way an event loop would, then finishes
+ * it. */
+static int run_one(pqpool_conn *q, PGresult **res)
+{
+	while (pqpool_poll(q) == PQPOOL_EAGAIN) {
+		struct pollfd pfd = {.fd = PQsocket(pqpool_conn_pg(q)), .events = POLLIN};
+		poll(&pfd, 1, pqpool_poll_timeout_ms(q));
+	}
+	return pqpool_finish(q, res);
+}
+
+static void many_in_flight(bool prepare)
+{
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_conn *q[8], *extra = NULL;
+	char vals[8][16];
+	const char *params[8][1];
+	pqpool_stats st;
+	int done = 0;
+	testenv_config(&cfg);
+	cfg.pool_min = 8;
+	cfg.pool_max = 8;
+	cfg.prepare = prepare;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 8; i++) {
+			snprintf(vals[i], sizeof vals[i], "%d", round * 100 + i);
+			params[i][0] = vals[i];
+			assert_status(PQPOOL_OK, pqpool_send(p, "SELECT $1::int + 1000", 1,
+			                                     params[i], &q[i]));
+		}
+		/* every connection in flight: the next one must not wait */
+		assert_status(PQPOOL_EAGAIN, pqpool_send(p, "SELECT 1", 0, NULL, &extra));
+		assert_null(extra);
+		/* one thread collects all eight, in whatever order they come */
+		done = 0;
+		while (done < 8) {
+			struct pollfd pfd[8];
+			int n = 0, map[8];
+			for (int i = 0; i < 8; i++)
+				if (q[i]) {
+					pfd[n] = (struct pollfd){PQsocket(pqpool_conn_pg(q[i])), POLLIN, 0};
+					map[n++] = i;
+				}
+			assert_true(poll(pfd, (nfds_t)n, 5000) > 0);
+			for (int k = 0; k < n; k++) {
+				int i = map[k];
+				PGresult *r;
+				char want[16];
+				if (!pfd[k].revents || pqpool_poll(q[i]) != PQPOOL_OK)
+					continue;
+				assert_status(PQPOOL_OK, pqpool_finish(q[i], &r));
+				snprintf(want, sizeof want, "%d", round * 100 + i + 1000);
+				assert_string_equal(PQgetvalue(r, 0, 0), want);
+				PQclear(r);
+				q[i] = NULL;
+				done++;
+			}
+		}
+	}
+	pqpool_stats_get(p, &st);
+	assert_int_equal(st.active, 0);
+	assert_int_equal(st.total, 8);
+	assert_int_equal(st.queries, 24);
+	assert_int_equal(st.query_errors, 0);
+	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
+}
+
+static void test_send_many_in_flight(void **state)
+{
+	(void)state;
+	many_in_flight(true);
+	many_in_flight(false);
+}
+
+static void test_send_failures(void **state)
+{
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_conn *q;
+	pqpool_stats st;
+	PGresult *r = (PGresult *)1;
+	int64_t t0;
+	(void)state;
+	testenv_config(&cfg);
+	cfg.pool_min = 1;
+	cfg.pool_max = 1;
+	cfg.query_timeout_ms = 300;
+	cfg.statement_timeout_ms = 0;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	/* a server error, with its SQLSTATE, after finish */
+	assert_status(PQPOOL_OK, pqpool_send(p, "SELEC 1", 0, NULL, &q));
+	assert_status(PQPOOL_EQUERY, run_one(q, &r));
+	assert_null(r);
+	assert_string_equal(pqpool_errcode(), "42601");
+	/* past the deadline: timed out, the connection given up */
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK, pqpool_send(p, "SELECT pg_sleep(3)", 0, NULL, &q));
+	assert_true(pqpool_poll_timeout_ms(q) > 0);
+	assert_status(PQPOOL_ETIMEDOUT, run_one(q, NULL));
+	assert_true(testenv_now_ms() - t0 < 1500);
+	pqpool_stats_get(p, &st);
+	assert_int_equal(st.total, 0);
+	assert_int_equal(st.query_errors, 2);
+	/* bad arguments */
+	assert_status(PQPOOL_EINVAL, pqpool_send(p, NULL, 0, NULL, &q));
+	assert_null(q);
+	assert_status(PQPOOL_EINVAL, pqpool_send(p, "SELECT $1", 1, NULL, &q));
+	assert_status(PQPOOL_EINVAL, pqpool_finish(NULL, NULL));
+	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_send_many_in_flight),
+	        cmocka_unit_test(test_send_failures),
 	        cmocka_unit_test(test_probe_healthy),
 	        cmocka_unit_test(test_probe_never_waits),
 	        cmocka_unit_test(test_probe_deadline),
