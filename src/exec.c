@@ -364,6 +364,22 @@ int pqpool__send_params(struct pqpool_conn *c, const pqpool__qreq *q)
 	return ok ? PQPOOL_OK : send_failed(c, "query");
 }
 
+/* The end of a query that started at t0: counted, and its result (owned)
+ * handed to *res or freed. */
+static int counted(struct pqpool_conn *c, int64_t t0, int status, PGresult *r,
+                   PGresult **res)
+{
+	pqpool__note_query(c, t0, status);
+	if (status != PQPOOL_OK)
+		return status;
+	if (res)
+		*res = r;
+	else
+		PQclear(r);
+	pqpool__ok();
+	return PQPOOL_OK;
+}
+
 int pqpool__finish_sent(struct pqpool_conn *c, int64_t t0, PGresult **res)
 {
 	int qt = c->pool->cfg.query_timeout_ms;
@@ -378,15 +394,7 @@ int pqpool__finish_sent(struct pqpool_conn *c, int64_t t0, PGresult **res)
 	 * (a failure here shows in the wait below) */
 	(void)PQconsumeInput(c->pg);
 	status = pqpool__wait_result(c, deadline, CANCEL_GRACE_MS, &r, "query");
-	pqpool__note_query(c, t0, status);
-	if (status != PQPOOL_OK)
-		return status;
-	if (res)
-		*res = r;
-	else
-		PQclear(r);
-	pqpool__ok();
-	return PQPOOL_OK;
+	return counted(c, t0, status, r, res);
 }
 
 int pqpool__stmt_prepared(struct pqpool_conn *c, const char *sql)
@@ -428,15 +436,7 @@ int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
 		status = send_failed(c, "query"); /* the unnamed statement, as PQexecParams */
 	else
 		status = pqpool__wait_result(c, deadline_ns, grace_ms, &r, "query");
-	pqpool__note_query(c, t0, status);
-	if (status != PQPOOL_OK)
-		return status;
-	if (res)
-		*res = r;
-	else
-		PQclear(r);
-	pqpool__ok();
-	return PQPOOL_OK;
+	return counted(c, t0, status, r, res);
 }
 
 int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
