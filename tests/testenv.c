@@ -172,3 +172,14 @@ int testenv_blackhole(int *port)
 	*port = ntohs(sa.sin_port);
 	return fd;
 }
+
+int testenv_backends_settled(int want)
+{
+	int n = atoi(testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE usename = 'hyperpage'"));
+	for (int i = 0; i < 150 && n != want; i++) {
+		testenv_sleep_ms(20);
+		n = atoi(testenv_admin(
+		        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hyperpage'"));
+	}
+	return n;
+}

@@ -19,6 +19,10 @@ const char *testenv_url(void);
 /* Runs SQL as the superuser over the Unix socket; returns the first
  * column of the first row (static buffer) or "" ; fails the test on error. */
 const char *testenv_admin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The server's count of the hyperpage role's sessions once it equals want,
+ * or after 3 s: a closed connection's backend takes a moment to exit, so
+ * sessions of earlier tests may still be counted for a few milliseconds. */
+int testenv_backends_settled(int want);
 /* Runs "pgcluster.sh ctl <datadir> <args>" (e.g. "restart -m fast -w");
  * returns the exit status. */
 int testenv_pgctl(const char *args);

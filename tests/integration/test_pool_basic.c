@@ -15,11 +15,6 @@ static pqpool *open_pool(pqpool_config *cfg)
 	return p;
 }
 
-static int backends(void)
-{
-	return atoi(testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE usename = 'hyperpage'"));
-}
-
 /* The specification's "Database Connection Manager" tests. */
 static void test_spec_lifecycle(void **state)
 {
@@ -31,13 +26,14 @@ static void test_spec_lifecycle(void **state)
 	PGresult *r;
 	(void)state;
 	testenv_config(&cfg);
+	assert_int_equal(testenv_backends_settled(0), 0); /* nothing left from before */
 	p = open_pool(&cfg);
 
 	/* warmed to DB_POOL_MIN on open */
 	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
 	assert_int_equal(st.total, 5);
 	assert_int_equal(st.idle, 5);
-	assert_int_equal(backends(), 5);
+	assert_int_equal(testenv_backends_settled(5), 5);
 
 	assert_status(PQPOOL_OK, pqpool_check_health(p, &h));
 	assert_int_equal(h.status, PQPOOL_HEALTHY);
@@ -63,9 +59,7 @@ static void test_spec_lifecycle(void **state)
 
 	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
 	/* everything closed on the server side too */
-	for (int i = 0; i < 50 && backends() > 0; i++)
-		testenv_sleep_ms(20);
-	assert_int_equal(backends(), 0);
+	assert_int_equal(testenv_backends_settled(0), 0);
 }
 
 static void test_query_params(void **state)
@@ -258,7 +252,7 @@ static void test_idle_reaping_to_min(void **state)
 	assert_status(PQPOOL_OK, pqpool_maintain(p));
 	pqpool_stats_get(p, &st);
 	assert_int_equal(st.total, 2);
-	assert_int_equal(backends(), 2);
+	assert_int_equal(testenv_backends_settled(2), 2);
 	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
 }
 
