@@ -11,29 +11,9 @@
 #include <unistd.h>
 
 /* ---- fault injection ----
- * config.c is compiled into this test with its allocator redirected, so that
- * each allocation it makes can be failed in turn and live blocks counted: a
- * leak fails the test even outside valgrind. */
-static long fi_fail_at = -1; /* index of the allocation that fails; -1 none */
-static long fi_count;        /* allocations attempted since the last reset */
-static long fi_live;         /* blocks handed out and not yet freed */
-
-static void *fi_malloc(size_t n)
-{
-	if (fi_count++ == fi_fail_at)
-		return NULL;
-	void *p = malloc(n);
-	if (p)
-		fi_live++;
-	return p;
-}
-
-static void fi_free(void *p)
-{
-	if (p)
-		fi_live--;
-	free(p);
-}
+ * config.c is compiled into this test with its allocator redirected (see
+ * failalloc.h), so that each allocation it makes can be failed in turn. */
+#include "failalloc.h"
 
 #define malloc fi_malloc
 #define free   fi_free

@@ -17,41 +17,7 @@
  * and jansson is given the same allocator, so that every allocation the
  * renderers make can be failed in turn. Live allocations are counted so a
  * leak fails the test even outside valgrind. */
-static long fi_fail_at = -1; /* index of the allocation that fails; -1 none */
-static long fi_count;        /* allocations attempted since the last reset */
-static long fi_live;         /* blocks handed out and not yet freed */
-static bool fi_hit;
-
-static void *fi_malloc(size_t n)
-{
-	if (fi_count++ == fi_fail_at) {
-		fi_hit = true;
-		return NULL;
-	}
-	void *p = malloc(n);
-	if (p)
-		fi_live++;
-	return p;
-}
-
-static void *fi_realloc(void *old, size_t n)
-{
-	if (fi_count++ == fi_fail_at) {
-		fi_hit = true;
-		return NULL;
-	}
-	void *p = realloc(old, n);
-	if (p && old == NULL)
-		fi_live++;
-	return p;
-}
-
-static void fi_free(void *p)
-{
-	if (p)
-		fi_live--;
-	free(p);
-}
+#include "failalloc.h"
 
 #define malloc  fi_malloc
 #define realloc fi_realloc
