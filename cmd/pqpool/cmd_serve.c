@@ -181,6 +181,7 @@ static int run_serve(const cli_args *args)
 		return rc;
 	}
 	raise_fd_limit(&ss, s.cfg.pool_max);
+	setup_warn_tls(&s);
 
 	/* Not fail-fast unless DB_FAIL_FAST says so: the service starts with the
 	 * database down, reports it unhealthy, and recovers when it answers. */
