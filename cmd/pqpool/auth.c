@@ -10,8 +10,9 @@
 
 static bool b64token_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
+	       c == '+' || c == '/';
 }
 
 int auth_token_validate(const char *token, char *err, size_t errlen)
@@ -20,8 +21,8 @@ int auth_token_validate(const char *token, char *err, size_t errlen)
 
 	if (n < AUTH_TOKEN_MIN || n > AUTH_TOKEN_MAX) {
 		snprintf(err, errlen,
-		         "METRICS_TOKEN: expected %d to %d characters, got %zu (generate one "
-		         "with: openssl rand -hex 32)",
+		         "METRICS_TOKEN: expected %d to %d characters, got %zu "
+		         "(generate one with: openssl rand -hex 32)",
 		         AUTH_TOKEN_MIN, AUTH_TOKEN_MAX, n);
 		return -1;
 	}
@@ -32,7 +33,8 @@ int auth_token_validate(const char *token, char *err, size_t errlen)
 	if (i < n) {
 		/* the position, not the character: the message must not give away
 		 * any part of a secret */
-		snprintf(err, errlen, "METRICS_TOKEN: character %zu is not allowed: expected %s",
+		snprintf(err, errlen,
+		         "METRICS_TOKEN: character %zu is not allowed: expected %s",
 		         i + 1, TOKEN_RULE);
 		return -1;
 	}

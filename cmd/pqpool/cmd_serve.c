@@ -149,11 +149,11 @@ static void log_listening(const cli_setup *s, const serve_settings *ss, http_ser
 	                 sizeof(url));
 	snprintf(msg, sizeof(msg), "pqpool %s serving %s; listening on %s",
 	         PQPOOL_VERSION, db ? db : "?", url);
-	fields = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s}", "database", db ? db : "?",
-	                   "listen", url, "threads", http_threads(srv), "db_threads",
-	                   http_db_threads(srv), "max_connections", ss->max_connections,
-	                   "pool_max", s->cfg.pool_max, "metrics_auth",
-	                   ss->metrics_token[0] ? "bearer" : "none");
+	fields = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s}", "database",
+	                   db ? db : "?", "listen", url, "threads", http_threads(srv),
+	                   "db_threads", http_db_threads(srv), "max_connections",
+	                   ss->max_connections, "pool_max", s->cfg.pool_max,
+	                   "metrics_auth", ss->metrics_token[0] ? "bearer" : "none");
 	log_event(PQPOOL_LOG_INFO, msg, fields);
 	json_decref(fields);
 	free(db);
@@ -265,8 +265,8 @@ const cli_command serve_command = {
                 "headers\n"
                 "  SHUTDOWN_TIMEOUT=10000      ms a shutdown waits for requests in "
                 "flight\n"
-                "  METRICS_TOKEN=<unset>       when set (16 to 1024 characters), /metrics "
-                "and\n"
+                "  METRICS_TOKEN=<unset>       when set (16 to 1024 characters), "
+                "/metrics and\n"
                 "                              /api/metrics/* need \"Authorization: "
                 "Bearer <token>\"\n"
                 "  LOG_LEVEL=info, LOG_FORMAT=text\n"

@@ -388,7 +388,8 @@ static bool authorized(const route_env *env, const char *authorization, route_re
 {
 	auth_result a;
 
-	if (!env->metrics_token || !env->metrics_token[0] || !routes_protected(out->route))
+	if (!env->metrics_token || !env->metrics_token[0] ||
+	    !routes_protected(out->route))
 		return true;
 	a = auth_check_bearer(authorization, env->metrics_token);
 	if (a == AUTH_OK)

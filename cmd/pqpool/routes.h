@@ -64,8 +64,8 @@ typedef struct route_reply {
 	size_t body_len;
 	bool body_owned;   /* body is malloc'd (free() it), else static */
 	const char *allow; /* value of an Allow header, or NULL; static */
-	const char *www_authenticate; /* value of a WWW-Authenticate header (401),
-	                               * or NULL; static */
+	/* value of a WWW-Authenticate header (401), or NULL; static */
+	const char *www_authenticate;
 } route_reply;
 
 /* True for the routes METRICS_TOKEN guards: /metrics, /api/metrics/database

@@ -106,17 +106,17 @@ void setup_warn_tls(const cli_setup *s)
 
 	if (strcmp(mode, "require") == 0)
 		log_msg(PQPOOL_LOG_WARN,
-		        "TLS without verification: sslmode=require (from %s) encrypts the "
-		        "connection, but the server's identity is not checked: a man in the "
-		        "middle can present any certificate. Use SSL_MODE=verify-full with "
-		        "SSL_CA_PATH",
+		        "TLS without verification: sslmode=require (from %s) "
+		        "encrypts the connection, but the server's identity is not "
+		        "checked: a man in the middle can present any certificate. "
+		        "Use SSL_MODE=verify-full with SSL_CA_PATH",
 		        from);
 	else if (strcmp(mode, "prefer") == 0 || strcmp(mode, "allow") == 0)
 		log_msg(PQPOOL_LOG_WARN,
-		        "TLS without verification: sslmode=%s (from %s) uses TLS only if the "
-		        "server agrees, and the server's identity is not checked: a man in "
-		        "the middle can turn TLS off or present any certificate. Use "
-		        "SSL_MODE=verify-full with SSL_CA_PATH",
+		        "TLS without verification: sslmode=%s (from %s) uses TLS only "
+		        "if the server agrees, and the server's identity is not "
+		        "checked: a man in the middle can turn TLS off or present any "
+		        "certificate. Use SSL_MODE=verify-full with SSL_CA_PATH",
 		        mode, from);
 }
 

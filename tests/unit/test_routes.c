@@ -90,7 +90,8 @@ static bool fake_shutting_down(void *arg)
 }
 
 static fake F;
-static route_env E = {fake_health, fake_stats, fake_service, fake_shutting_down, &F, NULL};
+static route_env E = {fake_health,        fake_stats, fake_service,
+                      fake_shutting_down, &F,         NULL};
 
 static int setup(void **state)
 {
@@ -821,12 +822,12 @@ static void test_auth_token_validate(void **state)
 	};
 	static const char *bad[] = {
 	        "",
-	        "0123456789abcde",      /* 15 */
-	        "0123456789abcdef ",    /* a blank */
+	        "0123456789abcde",   /* 15 */
+	        "0123456789abcdef ", /* a blank */
 	        " 0123456789abcdef",
 	        "0123456789\tabcdef",
-	        "01234567=89abcdef",    /* padding in the middle */
-	        "================",     /* nothing but padding */
+	        "01234567=89abcdef", /* padding in the middle */
+	        "================",  /* nothing but padding */
 	        "0123456789abcdef\"",
 	        "0123456789abcdef\xc3\xa9", /* not ASCII */
 	        "Bearer 0123456789abcdef",
@@ -930,9 +931,10 @@ static void test_routes_token(void **state)
 		for (size_t m = 0; m < 2; m++) {
 			ask_auth(methods[m], guarded[i], NULL, &r);
 			if (r.status != 401)
-				fail_msg("%s %s without a token: %d", methods[m], guarded[i],
-				         r.status);
-			assert_string_equal(r.www_authenticate, "Bearer realm=\"pqpool\"");
+				fail_msg("%s %s without a token: %d", methods[m],
+				         guarded[i], r.status);
+			assert_string_equal(r.www_authenticate,
+			                    "Bearer realm=\"pqpool\"");
 			j = json_of(&r);
 			assert_string_equal(str(j, "error"), "Unauthorized");
 			assert_int_equal(json_object_size(j), 1);
@@ -941,13 +943,16 @@ static void test_routes_token(void **state)
 
 			ask_auth(methods[m], guarded[i], "Basic dXNlcjpwYXNz", &r);
 			assert_int_equal(r.status, 401);
-			assert_string_equal(r.www_authenticate, "Bearer realm=\"pqpool\"");
+			assert_string_equal(r.www_authenticate,
+			                    "Bearer realm=\"pqpool\"");
 			route_reply_free(&r);
 
-			ask_auth(methods[m], guarded[i], "Bearer not-the-token-at-all", &r);
+			ask_auth(methods[m], guarded[i], "Bearer not-the-token-at-all",
+			         &r);
 			assert_int_equal(r.status, 401);
-			assert_string_equal(r.www_authenticate,
-			                    "Bearer realm=\"pqpool\", error=\"invalid_token\"");
+			assert_string_equal(
+			        r.www_authenticate,
+			        "Bearer realm=\"pqpool\", error=\"invalid_token\"");
 			route_reply_free(&r);
 
 			ask_auth(methods[m], guarded[i], "Bearer " TOKEN, &r);
