@@ -8,8 +8,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-dev)
 # the throwaway PostgreSQL cluster, unit tests, metrics checking, load tools
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
-# the service's tests: JSON checks, and ss to find a quiet service's port
-pkgs+=(jq iproute2)
+# the service's tests: JSON checks, ss to find a quiet service's port, openssl for TLS certificates
+pkgs+=(jq iproute2 openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do

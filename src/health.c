@@ -6,6 +6,39 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The head of an error this long or less survives a cut. */
+#define FIT_HEAD 64
+
+/* Back from i to the start of a UTF-8 sequence, so a cut leaves valid text. */
+static size_t utf8_start(const char *s, size_t i)
+{
+	while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+		i--;
+	return i;
+}
+
+/*
+ * Copies msg into out, cutting the middle rather than the end when it does
+ * not fit: a connection error is "what failed" (acquire, the masked URL) and
+ * then libpq's reason, and the reason is what a reader needs (a certificate
+ * that does not match the host name comes last, after a long URL).
+ */
+static void fit_message(char *out, size_t outlen, const char *msg)
+{
+	static const char gap[] = " ... ";
+	size_t n = strlen(msg), head, tail;
+
+	if (n < outlen || outlen < FIT_HEAD * 2) {
+		snprintf(out, outlen, "%s", msg);
+		return;
+	}
+	head = utf8_start(msg, FIT_HEAD);
+	tail = n - (outlen - 1 - head - (sizeof gap - 1));
+	while (tail < n && ((unsigned char)msg[tail] & 0xC0) == 0x80)
+		tail++;
+	snprintf(out, outlen, "%.*s%s%s", (int)head, msg, gap, msg + tail);
+}
+
 static void probe(struct pqpool *p, pqpool_health *h)
 {
 	int64_t t0 = pqpool__now_ns();
@@ -35,7 +68,7 @@ void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *
 	h->checked_at_ms = pqpool__wall_ms();
 	if (rc != PQPOOL_OK) {
 		h->status = PQPOOL_UNHEALTHY;
-		snprintf(h->error, sizeof h->error, "%s", pqpool_errmsg());
+		fit_message(h->error, sizeof h->error, pqpool_errmsg());
 	}
 	pqpool__stats_quick(p, &st); /* we are pinned */
 	h->connection_count = st.total;

@@ -27,6 +27,7 @@ static int run_check(const cli_args *args)
 	 * connections nobody uses and, with a server that does not answer, make
 	 * the check wait the connection timeout twice (open, then probe). */
 	s.cfg.pool_min = 0;
+	setup_warn_tls(&s);
 
 	url = setup_masked_url(s.cfg.conninfo);
 	log_msg(PQPOOL_LOG_DEBUG, "checking %s (timeout %d ms)", url ? url : "?",

@@ -146,6 +146,10 @@ static json_t *collect(const cli_setup *s, const serve_settings *ss)
 	add(rows, env, "HTTP_IDLE_TIMEOUT", json_integer(ss->idle_timeout_s), NULL);
 	add(rows, env, "HTTP_MAX_HEADER_BYTES", json_integer(ss->max_header_bytes), NULL);
 	add(rows, env, "SHUTDOWN_TIMEOUT", json_integer(ss->shutdown_timeout_ms), NULL);
+	/* a secret, masked as the password is */
+	add(rows, env, "METRICS_TOKEN",
+	    ss->metrics_token[0] ? json_string("****") : json_null(),
+	    ss->metrics_token[0] ? NULL : "unset: the metrics routes are open");
 
 	add(rows, env, "LOG_LEVEL", json_string(log_level_name(log_min_level())), NULL);
 	add(rows, env, "LOG_FORMAT",

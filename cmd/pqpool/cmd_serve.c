@@ -149,10 +149,11 @@ static void log_listening(const cli_setup *s, const serve_settings *ss, http_ser
 	                 sizeof(url));
 	snprintf(msg, sizeof(msg), "pqpool %s serving %s; listening on %s",
 	         PQPOOL_VERSION, db ? db : "?", url);
-	fields = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "database", db ? db : "?",
-	                   "listen", url, "threads", http_threads(srv), "db_threads",
-	                   http_db_threads(srv), "max_connections", ss->max_connections,
-	                   "pool_max", s->cfg.pool_max);
+	fields = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s}", "database",
+	                   db ? db : "?", "listen", url, "threads", http_threads(srv),
+	                   "db_threads", http_db_threads(srv), "max_connections",
+	                   ss->max_connections, "pool_max", s->cfg.pool_max,
+	                   "metrics_auth", ss->metrics_token[0] ? "bearer" : "none");
 	log_event(PQPOOL_LOG_INFO, msg, fields);
 	json_decref(fields);
 	free(db);
@@ -181,6 +182,7 @@ static int run_serve(const cli_args *args)
 		return rc;
 	}
 	raise_fd_limit(&ss, s.cfg.pool_max);
+	setup_warn_tls(&s);
 
 	/* Not fail-fast unless DB_FAIL_FAST says so: the service starts with the
 	 * database down, reports it unhealthy, and recovers when it answers. */
@@ -211,6 +213,7 @@ static int run_serve(const cli_args *args)
 	        .max_connections = ss.max_connections,
 	        .idle_timeout_s = ss.idle_timeout_s,
 	        .max_header_bytes = ss.max_header_bytes,
+	        .metrics_token = ss.metrics_token[0] ? ss.metrics_token : NULL,
 	};
 	if (http_start(&ho, pool, &srv, err, sizeof(err)) != 0) {
 		char url[96];
@@ -262,6 +265,10 @@ const cli_command serve_command = {
                 "headers\n"
                 "  SHUTDOWN_TIMEOUT=10000      ms a shutdown waits for requests in "
                 "flight\n"
+                "  METRICS_TOKEN=<unset>       when set (16 to 1024 characters), "
+                "/metrics and\n"
+                "                              /api/metrics/* need \"Authorization: "
+                "Bearer <token>\"\n"
                 "  LOG_LEVEL=info, LOG_FORMAT=text\n"
                 "                              info logs one line per request; json: "
                 "JSON lines\n"

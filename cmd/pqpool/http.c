@@ -118,6 +118,9 @@ static enum MHD_Result queue(http_server *s, struct MHD_Connection *conn, reques
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (rep->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+	if (rep->www_authenticate)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        rep->www_authenticate);
 	/* during a drain, keep-alive clients should reconnect elsewhere */
 	if (atomic_load(&s->closing) || rep->status == MHD_HTTP_CONTENT_TOO_LARGE)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -291,7 +294,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return health(s, conn, rq, method, url);
 	if (s->work && routes_blocking(method, url))
 		return offload(s, conn, rq, method, url);
-	routes_handle(&s->env, method, url, &rep);
+	/* the blocking routes above (health, readyz) are never protected */
+	routes_handle_auth(&s->env, method, url,
+	                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_AUTHORIZATION),
+	                   &rep);
 	return queue(s, conn, rq, &rep);
 }
 
@@ -427,7 +434,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 	}
 	s->pool = pool;
 	s->env = (route_env){env_check_health, env_stats, env_service_metrics,
-	                     env_shutting_down, s};
+	                     env_shutting_down, s, o->metrics_token};
 	http_metrics_init(&s->metrics);
 	atomic_init(&s->closing, false);
 	atomic_init(&s->completed, 0);

@@ -26,6 +26,9 @@ typedef struct http_options {
 	int max_connections;  /* open connections at most; half of it per IP */
 	int idle_timeout_s;   /* a silent connection is closed after this; 0 never */
 	int max_header_bytes; /* memory per connection: request line + headers */
+	/* METRICS_TOKEN, validated; NULL = open metrics. Borrowed: must
+	 * outlive http_stop() */
+	const char *metrics_token;
 } http_options;
 
 /*

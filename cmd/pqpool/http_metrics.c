@@ -7,7 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const int codes[HTTP_METRICS_CODES - 1] = {200, 400, 404, 405, 413, 431, 500, 503};
+static const int codes[HTTP_METRICS_CODES - 1] = {200, 400, 401, 404, 405,
+                                                  413, 431, 500, 503};
 
 /* From 100 µs (a /livez answer) to 10 s (a health probe at its deadline). */
 static const double bounds_s[HTTP_METRICS_BUCKETS - 1] = {

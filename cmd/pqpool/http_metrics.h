@@ -9,7 +9,7 @@
 #include "routes.h"
 
 /* Status codes counted by their own value; anything else counts as "other". */
-#define HTTP_METRICS_CODES 9
+#define HTTP_METRICS_CODES 10
 /* Upper bounds of the request duration buckets, seconds; then +Inf. */
 #define HTTP_METRICS_BUCKETS 17
 

@@ -1,6 +1,8 @@
 /* routes.c — routing and the JSON, Prometheus and error bodies of each route. */
 #include "routes.h"
 
+#include "auth.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -372,8 +374,39 @@ static void not_found(const char *path, route_reply *out)
 	           json_pack("{s:s, s:s}", "error", "Not found", "path", shown));
 }
 
+bool routes_protected(route_id r)
+{
+	return r == ROUTE_METRICS || r == ROUTE_POOL || r == ROUTE_PROMETHEUS;
+}
+
+/* RFC 6750 §3: no error code when no credentials came (the client may not
+ * know it needs them), invalid_token when the wrong ones did. */
+#define CHALLENGE         "Bearer realm=\"pqpool\""
+#define CHALLENGE_INVALID "Bearer realm=\"pqpool\", error=\"invalid_token\""
+
+static bool authorized(const route_env *env, const char *authorization, route_reply *out)
+{
+	auth_result a;
+
+	if (!env->metrics_token || !env->metrics_token[0] ||
+	    !routes_protected(out->route))
+		return true;
+	a = auth_check_bearer(authorization, env->metrics_token);
+	if (a == AUTH_OK)
+		return true;
+	out->www_authenticate = a == AUTH_MISSING ? CHALLENGE : CHALLENGE_INVALID;
+	reply_json(out, 401, json_pack("{s:s}", "error", "Unauthorized"));
+	return false;
+}
+
 void routes_handle(const route_env *env, const char *method, const char *path,
                    route_reply *out)
+{
+	routes_handle_auth(env, method, path, NULL, out);
+}
+
+void routes_handle_auth(const route_env *env, const char *method, const char *path,
+                        const char *authorization, route_reply *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->route = routes_match(path);
@@ -386,6 +419,8 @@ void routes_handle(const route_env *env, const char *method, const char *path,
 		reply_json(out, 405, json_pack("{s:s}", "error", "Method not allowed"));
 		return;
 	}
+	if (!authorized(env, authorization, out))
+		return;
 	switch (out->route) {
 	case ROUTE_HEALTH:
 		health(env, out);

@@ -46,6 +46,9 @@ typedef struct route_env {
 	/* True once a shutdown has begun: /readyz answers 503. */
 	bool (*shutting_down)(void *arg);
 	void *arg;
+	/* METRICS_TOKEN (borrowed), or NULL/"" when the metrics are open: the
+	 * routes of routes_protected() then need "Authorization: Bearer" it. */
+	const char *metrics_token;
 } route_env;
 
 #define ROUTES_JSON       "application/json"
@@ -61,7 +64,13 @@ typedef struct route_reply {
 	size_t body_len;
 	bool body_owned;   /* body is malloc'd (free() it), else static */
 	const char *allow; /* value of an Allow header, or NULL; static */
+	/* value of a WWW-Authenticate header (401), or NULL; static */
+	const char *www_authenticate;
 } route_reply;
+
+/* True for the routes METRICS_TOKEN guards: /metrics, /api/metrics/database
+ * and /api/metrics/pool. Health, /livez and /readyz stay open for probes. */
+bool routes_protected(route_id r);
 
 /*
  * Answers one request. method and path are borrowed; path is the request
@@ -72,6 +81,17 @@ typedef struct route_reply {
  */
 void routes_handle(const route_env *env, const char *method, const char *path,
                    route_reply *out);
+
+/*
+ * routes_handle() for a request with this Authorization header (borrowed;
+ * NULL when absent). With env->metrics_token set, a protected route asked
+ * for with GET or HEAD and without the token gets 401
+ * {"error":"Unauthorized"} and a WWW-Authenticate challenge, before any
+ * pool call; unknown paths still get 404 and other methods 405.
+ * routes_handle() is this with no header.
+ */
+void routes_handle_auth(const route_env *env, const char *method, const char *path,
+                        const char *authorization, route_reply *out);
 
 /* The answer of GET /api/health/database for a check that returned rc and
  * filled *h (h may be NULL when rc is a failure). */

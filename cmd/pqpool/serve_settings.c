@@ -103,7 +103,7 @@ static int resolve(serve_settings *s, char *err, size_t errlen)
 int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
                         int pool_max, char *err, size_t errlen)
 {
-	const char *host = get(lookup, arg, "HOST");
+	const char *host = get(lookup, arg, "HOST"), *token;
 	char show[SHOW_MAX + 4];
 	/* DB_POOL_MAX probe threads, so that as many probes run as the pool
 	 * has connections. The event threads never wait on the database, so
@@ -145,6 +145,12 @@ int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
 	    int_setting(lookup, arg, "SHUTDOWN_TIMEOUT", SERVE_DEFAULT_SHUTDOWN_MS, 0,
 	                3600000, &s->shutdown_timeout_ms, err, errlen) != 0)
 		return -1;
+	token = get(lookup, arg, "METRICS_TOKEN");
+	if (token) {
+		if (auth_token_validate(token, err, errlen) != 0)
+			return -1;
+		strcpy(s->metrics_token, token); /* AUTH_TOKEN_MAX bytes at most */
+	}
 	return resolve(s, err, errlen);
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "auth.h"
 #include "pqpool.h"
 
 /* Defaults and bounds, as README's "service" table shows them. */
@@ -27,6 +28,9 @@ typedef struct serve_settings {
 	int idle_timeout_s;      /* HTTP_IDLE_TIMEOUT, seconds; 0 = never */
 	int max_header_bytes;    /* HTTP_MAX_HEADER_BYTES: per-connection memory */
 	int shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT: drain of requests in flight */
+	/* METRICS_TOKEN, validated (auth.h); "" = the metrics routes are open.
+	 * A secret: never logged or shown. */
+	char metrics_token[AUTH_TOKEN_MAX + 1];
 
 	/* HOST:PORT resolved (the first address getaddrinfo gives) */
 	struct sockaddr_storage addr;
@@ -39,7 +43,8 @@ typedef struct serve_settings {
  * empty value is the default, integers are plain decimal in range. pool_max
  * is the pool's DB_POOL_MAX (HTTP_THREADS' default). HOST must resolve
  * (numeric service, passive), which may consult DNS for a name.
- * Returns 0, or -1 with `NAME="value": expected ...` in err.
+ * Returns 0, or -1 with `NAME="value": expected ...` in err (for
+ * METRICS_TOKEN, the rule it breaks, without the value).
  */
 int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
                         int pool_max, char *err, size_t errlen);

@@ -70,6 +70,56 @@ void setup_free(cli_setup *s)
 	s->env = NULL;
 }
 
+/* The sslmode libpq will use and what set it; NULL mode = libpq's default. */
+static const char *effective_sslmode(const cli_setup *s, const char **from, char *own,
+                                     size_t ownlen)
+{
+	const char *node_env = env_lookup(s->env, "NODE_ENV");
+	PQconninfoOption *opts, *o;
+
+	if (s->cfg.ssl_mode) {
+		const char *v = env_lookup(s->env, "SSL_MODE");
+
+		*from = v && *v ? "SSL_MODE"
+		        : node_env && strcmp(node_env, "production") == 0
+		                ? "NODE_ENV=production"
+		                : "the default for NODE_ENV other than production";
+		return s->cfg.ssl_mode;
+	}
+	*from = "the connection URL";
+	opts = PQconninfoParse(s->cfg.conninfo ? s->cfg.conninfo : "", NULL);
+	own[0] = '\0';
+	for (o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "sslmode") == 0 && o->val)
+			snprintf(own, ownlen, "%s", o->val);
+	PQconninfoFree(opts);
+	if (own[0])
+		return own;
+	*from = "libpq's default";
+	return "prefer";
+}
+
+void setup_warn_tls(const cli_setup *s)
+{
+	char own[16];
+	const char *from, *mode = effective_sslmode(s, &from, own, sizeof(own));
+
+	if (strcmp(mode, "require") == 0)
+		log_msg(PQPOOL_LOG_WARN,
+		        "TLS without verification: sslmode=require (from %s) "
+		        "encrypts the connection, but the server's identity is not "
+		        "checked: a man in the middle can present any certificate. "
+		        "Use SSL_MODE=verify-full with SSL_CA_PATH",
+		        from);
+	else if (strcmp(mode, "prefer") == 0 || strcmp(mode, "allow") == 0)
+		log_msg(PQPOOL_LOG_WARN,
+		        "TLS without verification: sslmode=%s (from %s) uses TLS only "
+		        "if the server agrees, and the server's identity is not "
+		        "checked: a man in the middle can turn TLS off or present any "
+		        "certificate. Use SSL_MODE=verify-full with SSL_CA_PATH",
+		        mode, from);
+}
+
 char *setup_masked_url(const char *conninfo)
 {
 	char small[256];

@@ -29,6 +29,15 @@ void setup_free(cli_setup *s);
  * variable msg starts with came from that file. */
 void setup_report_error(const env_file *env, const char *msg);
 
+/*
+ * Logs a warning when the connection would use TLS without checking the
+ * server's identity (sslmode allow, prefer or require, wherever it came
+ * from: SSL_MODE, NODE_ENV=production or the URL's own sslmode), naming
+ * verify-full. Silent for disable (no TLS to misjudge), verify-ca and
+ * verify-full. For the commands that connect (check, serve).
+ */
+void setup_warn_tls(const cli_setup *s);
+
 /* The connection target of conninfo (NULL = the default) as a URL with the
  * password masked, or "(invalid)". Owned (free() it); NULL when out of
  * memory. The only way the CLI shows a connection string. */

@@ -206,12 +206,22 @@ serve_cleanup() {
 trap serve_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Further secrets a test hands to its runs (a token, another cluster's
+# password, a private key's text): serve_finish checks them as the password.
+secrets=()
+
 # serve_finish: the password check over everything captured, the summary,
 # and the exit status of the test.
 serve_finish() {
+	local i
 	serve_kill
 	expect_absent "the password appears in no log line, header or body" "$password" \
 		"$(cat "$tmp/all")"
+	for i in "${!secrets[@]}"; do
+		[ -n "${secrets[$i]}" ] && expect_absent \
+			"secret #$((i + 1)) appears in no log line, header or body" \
+			"${secrets[$i]}" "$(cat "$tmp/all")"
+	done
 	echo "$checks checks, $fails failed"
 	[ "$fails" -eq 0 ]
 }

@@ -33,6 +33,7 @@ static void fi_free(void *p)
 #undef malloc
 #undef free
 
+#include "../../cmd/pqpool/auth.c"
 #include "../../cmd/pqpool/http_metrics.c"
 
 /* ---- a stand-in for the pool and the service ---- */
@@ -89,7 +90,8 @@ static bool fake_shutting_down(void *arg)
 }
 
 static fake F;
-static route_env E = {fake_health, fake_stats, fake_service, fake_shutting_down, &F};
+static route_env E = {fake_health,        fake_stats, fake_service,
+                      fake_shutting_down, &F,         NULL};
 
 static int setup(void **state)
 {
@@ -100,6 +102,7 @@ static int setup(void **state)
 	F.health.connection_count = 5;
 	F.health.checked_at_ms = INT64_C(1795701600000);
 	fi_fail_at = -1;
+	E.metrics_token = NULL;
 	return 0;
 }
 
@@ -729,6 +732,312 @@ static void test_http_metrics(void **state)
 	free(text);
 }
 
+/* ---- METRICS_TOKEN ---- */
+
+#define TOKEN "0123456789abcdef-T0KEN_~+/=="
+
+static void test_auth_equal(void **state)
+{
+	static const char secret[] = "s3cret-token-0123456789";
+	const size_t n = sizeof(secret) - 1;
+	char buf[64];
+
+	(void)state;
+	assert_true(auth_equal(secret, n, secret, n));
+	assert_true(auth_equal("", 0, "", 0));
+	assert_false(auth_equal("", 0, secret, n));
+	assert_false(auth_equal(secret, n - 1, secret, n)); /* a prefix */
+	assert_false(auth_equal(secret, 1, secret, n));
+	/* the secret followed by more: given is compared over its own length */
+	snprintf(buf, sizeof(buf), "%sX", secret);
+	assert_false(auth_equal(buf, n + 1, secret, n));
+	/* one byte off, anywhere, including a bit that a sign could hide */
+	for (size_t i = 0; i < n; i++) {
+		memcpy(buf, secret, n);
+		buf[i] ^= 0x01;
+		assert_false(auth_equal(buf, n, secret, n));
+		buf[i] = (char)(secret[i] ^ 0x80);
+		assert_false(auth_equal(buf, n, secret, n));
+	}
+	/* past given's end it compares with 0: a NUL in the secret must not
+	 * make a shorter input match (tokens never hold one; still) */
+	assert_false(auth_equal("ab", 2, "ab\0", 3));
+}
+
+/* A comparison that stopped at the first difference would take about 1000
+ * times longer for a guess wrong in its last byte than for one wrong in its
+ * first; so would one that stopped on a length mismatch. Ours does the same
+ * work whatever the input: the times stay within a factor of 2 (bounded
+ * loosely, the machine is shared; the best of several rounds). */
+static double time_equal(const char *given, size_t glen, const char *secret, size_t slen)
+{
+	struct timespec a, b;
+	volatile bool sink = false;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 2000; i++)
+		sink = auth_equal(given, glen, secret, slen) || sink;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	(void)sink;
+	return (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+}
+
+static void test_auth_equal_timing(void **state)
+{
+	enum { N = AUTH_TOKEN_MAX };
+	static char secret[N], first[N], last[N];
+	double t_first = 1e18, t_last = 1e18, t_short = 1e18, ratio;
+
+	(void)state;
+	memset(secret, 'a', N);
+	memcpy(first, secret, N);
+	memcpy(last, secret, N);
+	first[0] = 'b';
+	last[N - 1] = 'b';
+	for (int round = 0; round < 11; round++) {
+		double t;
+
+		if ((t = time_equal(first, N, secret, N)) < t_first)
+			t_first = t;
+		if ((t = time_equal(last, N, secret, N)) < t_last)
+			t_last = t;
+		if ((t = time_equal("a", 1, secret, N)) < t_short)
+			t_short = t;
+	}
+	ratio = t_last / t_first;
+	if (ratio > 2 || ratio < 0.5)
+		fail_msg("wrong in the last byte / wrong in the first: %.2f", ratio);
+	ratio = t_last / t_short;
+	if (ratio > 2 || ratio < 0.5)
+		fail_msg("full length / 1 byte: %.2f", ratio);
+}
+
+static void test_auth_token_validate(void **state)
+{
+	static const char *good[] = {
+	        "0123456789abcdef", /* the minimum */
+	        "A-Za-z0-9._~+/xyz",
+	        "c2VjcmV0LXRva2VuLTEyMw==",
+	        TOKEN,
+	};
+	static const char *bad[] = {
+	        "",
+	        "0123456789abcde",   /* 15 */
+	        "0123456789abcdef ", /* a blank */
+	        " 0123456789abcdef",
+	        "0123456789\tabcdef",
+	        "01234567=89abcdef", /* padding in the middle */
+	        "================",  /* nothing but padding */
+	        "0123456789abcdef\"",
+	        "0123456789abcdef\xc3\xa9", /* not ASCII */
+	        "Bearer 0123456789abcdef",
+	        "0123456789abcdef\n",
+	};
+	char err[256], big[AUTH_TOKEN_MAX + 2];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (auth_token_validate(good[i], err, sizeof(err)) != 0)
+			fail_msg("%s refused: %s", good[i], err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (auth_token_validate(bad[i], err, sizeof(err)) == 0)
+			fail_msg("bad token #%zu accepted", i);
+		assert_true(strncmp(err, "METRICS_TOKEN: ", 15) == 0);
+		/* never the value: no run of 4 of its characters in the message */
+		for (size_t k = 0; bad[i][0] && k + 4 <= strlen(bad[i]); k++) {
+			char part[5];
+
+			memcpy(part, bad[i] + k, 4);
+			part[4] = '\0';
+			if (strcspn(part, " \t\n") == 4 && strstr(err, part))
+				fail_msg("the message shows part of the token: %s", err);
+		}
+	}
+	assert_int_equal(auth_token_validate("0123456789 abcdef", err, sizeof(err)), -1);
+	assert_string_equal(err, "METRICS_TOKEN: character 11 is not allowed: expected "
+	                         "letters, digits and - . _ ~ + / (RFC 6750's b64token), "
+	                         "optionally ending in =");
+	assert_int_equal(auth_token_validate("short", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected 16 to 1024 characters, got 5"));
+	memset(big, 'x', AUTH_TOKEN_MAX);
+	big[AUTH_TOKEN_MAX] = '\0';
+	assert_int_equal(auth_token_validate(big, err, sizeof(err)), 0);
+	big[AUTH_TOKEN_MAX] = 'x';
+	big[AUTH_TOKEN_MAX + 1] = '\0';
+	assert_int_equal(auth_token_validate(big, err, sizeof(err)), -1);
+}
+
+static void test_auth_check_bearer(void **state)
+{
+	static const struct {
+		const char *header;
+		auth_result want;
+	} cases[] = {
+	        {"Bearer " TOKEN, AUTH_OK},
+	        {"bearer " TOKEN, AUTH_OK}, /* RFC 7235: the scheme ignores case */
+	        {"BEARER " TOKEN, AUTH_OK},
+	        {"Bearer   " TOKEN, AUTH_OK},
+	        {"Bearer " TOKEN " \t", AUTH_OK},
+	        {NULL, AUTH_MISSING},
+	        {"", AUTH_MISSING},
+	        {"Bearer", AUTH_MISSING},
+	        {"Bearer" TOKEN, AUTH_MISSING},
+	        {"Basic dXNlcjpwYXNz", AUTH_MISSING},
+	        {TOKEN, AUTH_MISSING},
+	        {"Bearer ", AUTH_INVALID},
+	        {"Bearer wrong-token-0123456789", AUTH_INVALID},
+	        {"Bearer " TOKEN "x", AUTH_INVALID},
+	        {"Bearer 0123456789abcdef-T0KEN_~+/=", AUTH_INVALID}, /* a prefix */
+	        {"Bearer " TOKEN " " TOKEN, AUTH_INVALID},
+	        {"Bearer \"" TOKEN "\"", AUTH_INVALID},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		auth_result got = auth_check_bearer(cases[i].header, TOKEN);
+
+		if (got != cases[i].want)
+			fail_msg("\"%s\": %d, expected %d",
+			         cases[i].header ? cases[i].header : "(none)", got,
+			         cases[i].want);
+	}
+}
+
+/* Answers with an Authorization header. */
+static void ask_auth(const char *method, const char *path, const char *authz,
+                     route_reply *r)
+{
+	routes_handle_auth(&E, method, path, authz, r);
+	assert_non_null(r->body);
+	assert_non_null(r->content_type);
+	assert_int_equal(r->body_len, strlen(r->body));
+	assert_null(strstr(r->body, TOKEN));
+}
+
+static void test_routes_token(void **state)
+{
+	static const char *guarded[] = {"/metrics", "/api/metrics/database",
+	                                "/api/metrics/pool", "/metrics?x=1"};
+	static const char *open[] = {"/api/health/database", "/livez", "/readyz"};
+	route_reply r;
+	json_t *j;
+
+	(void)state;
+	E.metrics_token = TOKEN;
+	for (size_t i = 0; i < sizeof(guarded) / sizeof(guarded[0]); i++) {
+		static const char *methods[] = {"GET", "HEAD"};
+
+		for (size_t m = 0; m < 2; m++) {
+			ask_auth(methods[m], guarded[i], NULL, &r);
+			if (r.status != 401)
+				fail_msg("%s %s without a token: %d", methods[m],
+				         guarded[i], r.status);
+			assert_string_equal(r.www_authenticate,
+			                    "Bearer realm=\"pqpool\"");
+			j = json_of(&r);
+			assert_string_equal(str(j, "error"), "Unauthorized");
+			assert_int_equal(json_object_size(j), 1);
+			json_decref(j);
+			route_reply_free(&r);
+
+			ask_auth(methods[m], guarded[i], "Basic dXNlcjpwYXNz", &r);
+			assert_int_equal(r.status, 401);
+			assert_string_equal(r.www_authenticate,
+			                    "Bearer realm=\"pqpool\"");
+			route_reply_free(&r);
+
+			ask_auth(methods[m], guarded[i], "Bearer not-the-token-at-all",
+			         &r);
+			assert_int_equal(r.status, 401);
+			assert_string_equal(
+			        r.www_authenticate,
+			        "Bearer realm=\"pqpool\", error=\"invalid_token\"");
+			route_reply_free(&r);
+
+			ask_auth(methods[m], guarded[i], "Bearer " TOKEN, &r);
+			assert_int_equal(r.status, 200);
+			assert_null(r.www_authenticate);
+			route_reply_free(&r);
+
+			ask_auth(methods[m], guarded[i], "bearer " TOKEN, &r);
+			assert_int_equal(r.status, 200);
+			route_reply_free(&r);
+		}
+	}
+	/* refused before any call on the pool: 3 routes x 2 methods x 2 allowed */
+	assert_int_equal(F.stats_calls, 4 * 2 * 2);
+	assert_int_equal(F.service_calls, 2 * 2 * 2);
+
+	/* probes stay open */
+	for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++) {
+		ask_auth("GET", open[i], NULL, &r);
+		if (r.status != 200)
+			fail_msg("%s without a token: %d", open[i], r.status);
+		assert_null(r.www_authenticate);
+		route_reply_free(&r);
+		ask_auth("GET", open[i], "Bearer wrong-token-0123456789", &r);
+		assert_int_equal(r.status, 200);
+		route_reply_free(&r);
+	}
+	/* 404 and 405 are what they were: nothing to protect there */
+	ask_auth("GET", "/nope", NULL, &r);
+	assert_int_equal(r.status, 404);
+	assert_null(r.www_authenticate);
+	route_reply_free(&r);
+	ask_auth("POST", "/metrics", NULL, &r);
+	assert_int_equal(r.status, 405);
+	assert_null(r.www_authenticate);
+	route_reply_free(&r);
+
+	/* routes_handle() is a request without the header */
+	routes_handle(&E, "GET", "/metrics", &r);
+	assert_int_equal(r.status, 401);
+	route_reply_free(&r);
+
+	/* no token, or an empty one: open */
+	E.metrics_token = "";
+	ask_auth("GET", "/metrics", NULL, &r);
+	assert_int_equal(r.status, 200);
+	route_reply_free(&r);
+	E.metrics_token = NULL;
+	ask_auth("GET", "/api/metrics/pool", "Bearer anything-at-all-here", &r);
+	assert_int_equal(r.status, 200);
+	route_reply_free(&r);
+
+	/* every allocation of a 401 failing in turn: still a complete answer */
+	E.metrics_token = TOKEN;
+	json_set_alloc_funcs(fi_malloc, fi_free);
+	fi_count = 0;
+	ask_auth("GET", "/metrics", NULL, &r);
+	route_reply_free(&r);
+	for (long k = 0, n = fi_count; k < n; k++) {
+		fi_fail_at = k;
+		fi_count = 0;
+		ask_auth("GET", "/metrics", NULL, &r);
+		fi_fail_at = -1;
+		if (r.status != 401 && r.status != 500)
+			fail_msg("allocation %ld failed: status %d", k, r.status);
+		route_reply_free(&r);
+	}
+	json_set_alloc_funcs(malloc, free);
+}
+
+static void test_http_metrics_401(void **state)
+{
+	http_metrics m;
+	char *text;
+
+	(void)state;
+	http_metrics_init(&m);
+	http_metrics_observe(&m, ROUTE_PROMETHEUS, 401, 1000);
+	text = http_metrics_render(&m);
+	assert_non_null(text);
+	assert_non_null(strstr(
+	        text, "pqpool_http_requests_total{route=\"/metrics\",code=\"401\"} 1\n"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +1058,12 @@ int main(void)
 	        cmocka_unit_test_setup(test_error_reply, setup),
 	        cmocka_unit_test_setup(test_alloc_failures, setup),
 	        cmocka_unit_test_setup(test_http_metrics, setup),
+	        cmocka_unit_test_setup(test_auth_equal, setup),
+	        cmocka_unit_test_setup(test_auth_equal_timing, setup),
+	        cmocka_unit_test_setup(test_auth_token_validate, setup),
+	        cmocka_unit_test_setup(test_auth_check_bearer, setup),
+	        cmocka_unit_test_setup(test_routes_token, setup),
+	        cmocka_unit_test_setup(test_http_metrics_401, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
