@@ -165,6 +165,30 @@ static void park_or_pass(probes *r, workq_item *item, int rc)
 		r->done(r->arg, item, PQPOOL_ECLOSED, NULL, true);
 }
 
+/* A quick probe that ended unhealthy before its deadline failed on the
+ * connection it was given, not for want of time: most often one the server
+ * had just closed (a terminated backend, a restart) with its goodbye not yet
+ * read when the probe took it. The database may be fine, and this probe
+ * cannot tell: its items go to the blocking check, which runs the probe
+ * again on another connection (or opens one) within its own deadline, and
+ * whose verdict is final. A probe that ran out of time is final at once:
+ * another try would double the wait. */
+static bool recheck(const pqpool_health *h, bool early)
+{
+	return early && h->status == PQPOOL_UNHEALTHY;
+}
+
+/* Sends items (linked through next) to the blocking check. */
+static void pass_all(probes *r, workq_item *it)
+{
+	while (it) {
+		workq_item *next = it->next; /* the queue relinks it */
+		if (!workq_push(r->fallback, it))
+			r->done(r->arg, it, PQPOOL_ECLOSED, NULL, true);
+		it = next;
+	}
+}
+
 /* A probe an event thread started when the probe thread is stopping: waited
  * for here, up to its deadline, and answered through done() like the
  * thread would. */
@@ -205,7 +229,7 @@ bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *s
 	int64_t now, until;
 	workq_item *others;
 	flight *f, **pp;
-	bool stopping;
+	bool stopping, early;
 	int st;
 
 	*cancelled = false;
@@ -294,7 +318,17 @@ bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *s
 		stopping = r->stopping;
 		pthread_mutex_unlock(&r->mu);
 	}
+	early = pqpool_probe_timeout_ms(f->probe) > 0;
 	pqpool_probe_finish(f->probe, h);
+	if (recheck(h, early)) {
+		suspend(sarg);
+		/* with share, item is among the others; without, it is alone */
+		pass_all(r, r->share ? others : item);
+		free(f);
+		if (stopping)
+			wake(r);
+		return false;
+	}
 	*rc = PQPOOL_OK;
 	while (others) {
 		workq_item *next = others->next;
@@ -314,6 +348,7 @@ static void finish(probes *r, flight *f)
 	pqpool_health h;
 	flight **pp;
 	workq_item *it;
+	bool early;
 	pthread_mutex_lock(&r->mu);
 	if (f->armed) {
 		/* its registration would fire at a freed flight: disarm it */
@@ -328,7 +363,13 @@ static void finish(probes *r, flight *f)
 		r->shared = NULL;
 	it = f->items; /* complete: nobody joins it any more */
 	pthread_mutex_unlock(&r->mu);
+	early = pqpool_probe_timeout_ms(f->probe) > 0;
 	pqpool_probe_finish(f->probe, &h);
+	if (recheck(&h, early)) {
+		pass_all(r, it);
+		free(f);
+		return;
+	}
 	while (it) {
 		workq_item *next = it->next; /* the callback may free it */
 		r->done(r->arg, it, PQPOOL_OK, &h, false);
