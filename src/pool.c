@@ -476,8 +476,6 @@ static int open_into(struct pqpool *p, struct pqpool_conn **slots, int n, bool l
 	}
 	opened = pqpool__connect_many(p, n, pgs, deadline_ns, err, errlen);
 	now = pqpool__now_coarse_ms();
-	atomic_store_explicit(&p->grow_hold_until_ms, opened < n ? now + GROW_HOLD_MS : 0,
-	                      memory_order_relaxed);
 	pthread_mutex_lock(&p->stats_mu);
 	for (int i = 0; i < n; i++) {
 		if (pgs[i])
@@ -497,6 +495,14 @@ static int open_into(struct pqpool *p, struct pqpool_conn **slots, int n, bool l
 		else
 			publish(p, slots[i]);
 	}
+	/* A failure while other connections are open (the server's limit,
+	 * most likely) holds the pool at its size; one with none open does
+	 * not, so that a pool recovering from an outage fills at once. */
+	pthread_mutex_lock(&p->mu);
+	atomic_store_explicit(&p->grow_hold_until_ms,
+	                      opened < n && p->nopen > 0 ? now + GROW_HOLD_MS : 0,
+	                      memory_order_relaxed);
+	pthread_mutex_unlock(&p->mu);
 	if (pgs != stackpg)
 		free(pgs);
 	return opened;
