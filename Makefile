@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build test test-asan test-tsan run install bench format lint clean
+.PHONY: all deps build test test-faults test-asan test-tsan run install bench format lint clean
 
 all: build
 
@@ -22,20 +22,27 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE faults
+
+# Fault injection (tests/faults): restarts, terminated backends, a half-open
+# network, max_connections, exhaustion; one summary line per case at the end.
+test-faults: build
+	@rm -f $(BUILD)/faults-summary.txt
+	@ctest --test-dir $(BUILD) --output-on-failure -L faults; rc=$$?; \
+	  cat $(BUILD)/faults-summary.txt 2>/dev/null; exit $$rc
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	  -DPQPOOL_SANITIZE=address,undefined $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -LE faults
 
 test-tsan: deps
 	cmake -S . -B $(BUILD_TSAN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	  -DPQPOOL_SANITIZE=thread $(CMAKE_ARGS)
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
-	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS) -LE faults
 
 run: build
 	@scripts/run.sh $(BUILD)/pqpool

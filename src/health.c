@@ -43,12 +43,22 @@ static void probe(struct pqpool *p, pqpool_health *h)
 {
 	int64_t t0 = pqpool__now_ns();
 	int64_t deadline = t0 + (int64_t)p->cfg.connection_timeout_ms * 1000000;
-	int64_t qdeadline = deadline;
+	int64_t qdeadline;
 	pqpool_conn *c = NULL;
 	int rc;
 
-	rc = pqpool__acquire_until(p, deadline, &c, __FILE__, __LINE__);
-	if (rc == PQPOOL_OK) {
+	/* A connection the server closed moments ago (a terminated backend, a
+	 * restart) can still look alive when it is handed out, its goodbye not
+	 * yet read, and the probe then fails on it though the database answers.
+	 * The health query is read-only, so it goes again on another connection
+	 * while the deadline allows: the release counted this one broken, which
+	 * makes the next acquire check the others first. A few tries at most:
+	 * a server that keeps closing connections is not healthy. */
+	for (int attempt = 1;; attempt++) {
+		rc = pqpool__acquire_until(p, deadline, &c, __FILE__, __LINE__);
+		if (rc != PQPOOL_OK)
+			break;
+		qdeadline = deadline;
 		/* the query deadline is the earlier of the probe's and the query's */
 		if (p->cfg.query_timeout_ms > 0 &&
 		    pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000 < qdeadline)
@@ -56,6 +66,11 @@ static void probe(struct pqpool *p, pqpool_health *h)
 		/* no grace past the deadline: a probe must answer in time */
 		rc = pqpool__exec(c, p->health_query, 0, NULL, NULL, qdeadline, 0);
 		pqpool_release(c);
+		if (rc != PQPOOL_ECONNLOST || attempt >= 3 || pqpool__now_ns() >= deadline)
+			break;
+		pthread_mutex_lock(&p->stats_mu);
+		p->retries++;
+		pthread_mutex_unlock(&p->stats_mu);
 	}
 	pqpool__health_result(p, rc, t0, h);
 }

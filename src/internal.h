@@ -233,6 +233,12 @@ struct pqpool {
 	 * are checked before their next use, since whatever broke one (a server
 	 * restart, a network cut) likely broke them all. */
 	_Atomic int64_t broken_at_ms;
+	/* After a connection failed to open, the pool does not grow past the
+	 * connections it has until this time (coarse monotonic ms): callers
+	 * wait for one of those instead of each asking the server for another,
+	 * which a server at max_connections refuses at the cost of a process
+	 * start each. See claim_empty_locked(). */
+	_Atomic int64_t grow_hold_until_ms;
 
 	pthread_mutex_t mu __attribute__((aligned(PQPOOL__CACHELINE)));
 	pqpool__waiter *whead, *wtail;   /* FIFO of waiters */

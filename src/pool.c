@@ -242,10 +242,22 @@ static struct pqpool_conn *take_idle(struct pqpool *p, bool use_hint)
 	return NULL;
 }
 
-/* Claims free capacity: an EMPTY slot becomes OPENING. Under p->mu. */
+/* How long a failed open stops the pool from growing past the connections
+ * it has: about the upkeep's cadence, so that a server that refuses more
+ * connections (max_connections reached) is asked about once a second, not
+ * once per caller. */
+#define GROW_HOLD_MS 1000
+
+/* Claims free capacity: an EMPTY slot becomes OPENING. Under p->mu.
+ * While a recent open failed, only a pool with no connection at all may
+ * try again: the others' callers wait for a release, as at pool_max. */
 static struct pqpool_conn *claim_empty_locked(struct pqpool *p)
 {
 	if (p->nopen >= p->nslots)
+		return NULL;
+	if (p->nopen > 0 &&
+	    pqpool__now_coarse_ms() <
+	            atomic_load_explicit(&p->grow_hold_until_ms, memory_order_relaxed))
 		return NULL;
 	for (int i = 0; i < p->nslots; i++) {
 		struct pqpool_conn *s = &p->slots[i];
@@ -483,6 +495,14 @@ static int open_into(struct pqpool *p, struct pqpool_conn **slots, int n, bool l
 		else
 			publish(p, slots[i]);
 	}
+	/* A failure while other connections are open (the server's limit,
+	 * most likely) holds the pool at its size; one with none open does
+	 * not, so that a pool recovering from an outage fills at once. */
+	pthread_mutex_lock(&p->mu);
+	atomic_store_explicit(&p->grow_hold_until_ms,
+	                      opened < n && p->nopen > 0 ? now + GROW_HOLD_MS : 0,
+	                      memory_order_relaxed);
+	pthread_mutex_unlock(&p->mu);
 	if (pgs != stackpg)
 		free(pgs);
 	return opened;

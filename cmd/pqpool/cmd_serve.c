@@ -209,6 +209,7 @@ static int run_serve(const cli_args *args)
 	        .threads = ss.threads,
 	        .db_threads = ss.db_threads,
 	        .health_share = s.cfg.health_share,
+	        .wait_limit_ms = s.cfg.connection_timeout_ms,
 	        .probe_park_at = s.cfg.pool_max,
 	        .max_connections = ss.max_connections,
 	        .idle_timeout_s = ss.idle_timeout_s,

@@ -38,6 +38,7 @@ struct http_server {
 	bool quiesced;
 	int port;
 	int threads, db_threads;
+	int wait_limit_ms; /* see http_options */
 	bool access_log; /* LOG_LEVEL lets info lines through */
 };
 
@@ -152,11 +153,22 @@ static void run_request(void *arg, workq_item *item, bool cancelled)
 	http_server *s = arg;
 	request *rq = (request *)(void *)((char *)item - offsetof(request, node));
 
-	if (cancelled) /* the drain is over and the workers are stopping */
+	int64_t waited = now_ns() - rq->start_ns;
+
+	if (cancelled) { /* the drain is over and the workers are stopping */
 		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
 		             &rq->rep);
-	else
+	} else if (rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0 &&
+	           waited >= (int64_t)s->wait_limit_ms * 1000000) {
+		/* queued behind other checks as long as a check may take: its
+		 * own would end past the bound the caller was promised */
+		pqpool_health h;
+
+		probes_waited_too_long(s->pool, waited, s->wait_limit_ms, &h);
+		routes_health_reply(PQPOOL_OK, &h, &rq->rep);
+	} else {
 		routes_handle(&s->env, rq->method_in, rq->url_in, &rq->rep);
+	}
 	rq->rep.route = rq->route;
 	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
 	MHD_resume_connection(rq->conn);
@@ -202,6 +214,7 @@ static enum MHD_Result health(http_server *s, struct MHD_Connection *conn, reque
 	rq->conn = conn;
 	rq->method_in = method;
 	rq->url_in = url;
+	rq->node.since_ns = rq->start_ns;
 	/* before the call: the probe thread may resume it at once */
 	atomic_store_explicit(&rq->state, REQ_QUEUED, memory_order_relaxed);
 	if (!probes_answer(s->probes, &rq->node, suspend_conn, conn, &rc, &h, &cancelled))
@@ -221,6 +234,7 @@ static enum MHD_Result offload(http_server *s, struct MHD_Connection *conn, requ
 	rq->conn = conn;
 	rq->method_in = method;
 	rq->url_in = url;
+	rq->node.since_ns = rq->start_ns;
 	atomic_store_explicit(&rq->state, REQ_QUEUED, memory_order_relaxed);
 	/* before the push: the thread may resume it at once */
 	MHD_suspend_connection(conn);
@@ -446,6 +460,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 	per_ip = o->max_connections > 1 ? (unsigned)o->max_connections / 2 : 1;
 
 	s->db_threads = o->db_threads;
+	s->wait_limit_ms = o->wait_limit_ms;
 	if (o->db_threads > 0 &&
 	    workq_start(o->db_threads, run_request, s, &s->work) != 0) {
 		snprintf(err, errlen, "cannot start %d threads: %s", o->db_threads,
@@ -453,7 +468,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		free(s);
 		return -1;
 	}
-	if (s->work && probes_start(pool, o->health_share, o->probe_park_at, s->work,
+	if (s->work && probes_start(pool, o->health_share, o->probe_park_at, o->wait_limit_ms, s->work,
 	                            probe_done, s, &s->probes) != 0) {
 		snprintf(err, errlen, "cannot start the probe thread: %s", strerror(errno));
 		workq_stop(s->work);

@@ -21,6 +21,9 @@ typedef struct http_options {
 	int probe_park_at;    /* DB_POOL_MAX: probes in flight past which a health
 	                       * request waits for one of them rather than for a
 	                       * thread (which could grow the pool) */
+	int wait_limit_ms;    /* DB_CONNECTION_TIMEOUT: a health request that waited
+	                       * this long for a probe or a thread is answered
+	                       * "timed out" instead of started */
 	bool health_share;    /* DB_HEALTH_SHARE: concurrent health requests share
 	                       * a probe (probes.c does it as the library does) */
 	int max_connections;  /* open connections at most; half of it per IP */

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,6 +37,7 @@ struct probes {
 	pqpool *pool;
 	bool share;
 	int park_at; /* park once this many probes are in flight */
+	int wait_limit_ms; /* a parked item is answered "timed out" past it */
 	workq *fallback;
 	probes_done_fn done;
 	void *arg;
@@ -155,6 +157,7 @@ static void park_or_pass(probes *r, workq_item *item, int rc)
 			r->parked = item;
 		r->parked_tail = item;
 		pthread_mutex_unlock(&r->mu);
+		wake(r); /* the thread keeps its deadline too */
 		return;
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -163,6 +166,30 @@ static void park_or_pass(probes *r, workq_item *item, int rc)
 	 * connections and wait in the pool's own line */
 	if (!workq_push(r->fallback, item))
 		r->done(r->arg, item, PQPOOL_ECLOSED, NULL, true);
+}
+
+/* A quick probe that ended unhealthy before its deadline failed on the
+ * connection it was given, not for want of time: most often one the server
+ * had just closed (a terminated backend, a restart) with its goodbye not yet
+ * read when the probe took it. The database may be fine, and this probe
+ * cannot tell: its items go to the blocking check, which runs the probe
+ * again on another connection (or opens one) within its own deadline, and
+ * whose verdict is final. A probe that ran out of time is final at once:
+ * another try would double the wait. */
+static bool recheck(const pqpool_health *h, bool early)
+{
+	return early && h->status == PQPOOL_UNHEALTHY;
+}
+
+/* Sends items (linked through next) to the blocking check. */
+static void pass_all(probes *r, workq_item *it)
+{
+	while (it) {
+		workq_item *next = it->next; /* the queue relinks it */
+		if (!workq_push(r->fallback, it))
+			r->done(r->arg, it, PQPOOL_ECLOSED, NULL, true);
+		it = next;
+	}
 }
 
 /* A probe an event thread started when the probe thread is stopping: waited
@@ -205,7 +232,7 @@ bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *s
 	int64_t now, until;
 	workq_item *others;
 	flight *f, **pp;
-	bool stopping;
+	bool stopping, early;
 	int st;
 
 	*cancelled = false;
@@ -294,7 +321,17 @@ bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *s
 		stopping = r->stopping;
 		pthread_mutex_unlock(&r->mu);
 	}
+	early = pqpool_probe_timeout_ms(f->probe) > 0;
 	pqpool_probe_finish(f->probe, h);
+	if (recheck(h, early)) {
+		suspend(sarg);
+		/* with share, item is among the others; without, it is alone */
+		pass_all(r, r->share ? others : item);
+		free(f);
+		if (stopping)
+			wake(r);
+		return false;
+	}
 	*rc = PQPOOL_OK;
 	while (others) {
 		workq_item *next = others->next;
@@ -314,6 +351,7 @@ static void finish(probes *r, flight *f)
 	pqpool_health h;
 	flight **pp;
 	workq_item *it;
+	bool early;
 	pthread_mutex_lock(&r->mu);
 	if (f->armed) {
 		/* its registration would fire at a freed flight: disarm it */
@@ -328,13 +366,82 @@ static void finish(probes *r, flight *f)
 		r->shared = NULL;
 	it = f->items; /* complete: nobody joins it any more */
 	pthread_mutex_unlock(&r->mu);
+	early = pqpool_probe_timeout_ms(f->probe) > 0;
 	pqpool_probe_finish(f->probe, &h);
+	if (recheck(&h, early)) {
+		pass_all(r, it);
+		free(f);
+		return;
+	}
 	while (it) {
 		workq_item *next = it->next; /* the callback may free it */
 		r->done(r->arg, it, PQPOOL_OK, &h, false);
 		it = next;
 	}
 	free(f);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void probes_waited_too_long(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
+                            pqpool_health *h)
+{
+	pqpool_stats st;
+	struct timespec now;
+	memset(h, 0, sizeof *h);
+	memset(&st, 0, sizeof st);
+	pqpool_stats_get(pool, &st);
+	clock_gettime(CLOCK_REALTIME, &now);
+	h->status = PQPOOL_UNHEALTHY;
+	h->response_ms = (double)waited_ns / 1e6;
+	h->connection_count = st.total;
+	h->checked_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	snprintf(h->error, sizeof h->error,
+	         "acquire: timed out after %lld ms waiting for a connection "
+	         "(DB_CONNECTION_TIMEOUT=%d; %d of %d open, all in use)",
+	         (long long)(waited_ns / 1000000), wait_limit_ms, st.total, st.max);
+}
+
+/* Parked items that have waited their limit: answered "timed out", as
+ * pqpool_check_health answers a caller that waited that long in the pool's
+ * line. Without this a parked item waits as long as the line ahead of it
+ * takes, however long that is. Returns the ms until the next one expires
+ * (-1: none parked). */
+static int expire_parked(probes *r)
+{
+	workq_item *expired = NULL, **pp, *it;
+	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next = -1;
+	if (r->wait_limit_ms <= 0)
+		return -1;
+	pthread_mutex_lock(&r->mu);
+	r->parked_tail = NULL;
+	for (pp = &r->parked; (it = *pp) != NULL;) {
+		int64_t left = it->since_ns + limit - now;
+		if (left <= 0) {
+			*pp = it->next;
+			it->next = expired;
+			expired = it;
+			continue;
+		}
+		if (next < 0 || left < next)
+			next = left;
+		r->parked_tail = it;
+		pp = &it->next;
+	}
+	pthread_mutex_unlock(&r->mu);
+	while (expired) {
+		pqpool_health h;
+		it = expired;
+		expired = it->next;
+		probes_waited_too_long(r->pool, now - it->since_ns, r->wait_limit_ms, &h);
+		r->done(r->arg, it, PQPOOL_OK, &h, false);
+	}
+	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
 }
 
 /* Connections our probes gave back go to the parked items. */
@@ -376,7 +483,7 @@ static void *run(void *arg)
 	struct epoll_event evs[64];
 
 	for (;;) {
-		int timeout = -1, n;
+		int timeout = expire_parked(r), n;
 		bool stopping, idle;
 		pthread_mutex_lock(&r->mu);
 		for (flight *f = r->flights; f; f = f->next) {
@@ -432,7 +539,7 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int probes_start(pqpool *pool, bool share, int park_at, workq *fallback,
+int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms, workq *fallback,
                  probes_done_fn done, void *arg, probes **out)
 {
 	probes *r = calloc(1, sizeof *r);
@@ -446,6 +553,7 @@ int probes_start(pqpool *pool, bool share, int park_at, workq *fallback,
 	r->pool = pool;
 	r->share = share;
 	r->park_at = park_at < 1 ? 1 : park_at;
+	r->wait_limit_ms = wait_limit_ms;
 	r->fallback = fallback;
 	r->done = done;
 	r->arg = arg;

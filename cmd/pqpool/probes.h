@@ -20,13 +20,24 @@ typedef void (*probes_done_fn)(void *arg, workq_item *item, int rc, const pqpool
  * connection free at once, or the probe could not be sent) go to fallback,
  * whose threads run the blocking pqpool_check_health (and may open
  * connections) — unless park_at probes are already in flight: then the item
- * waits for one of them to give its connection back. With share, items
+ * waits for one of them to give its connection back, for wait_limit_ms at
+ * most since it arrived. With share, items
  * that arrive while a probe is in flight get its result, as
  * pqpool_check_health shares. Returns 0 with *out owned (probes_stop() it),
  * or -1 with errno set.
  */
-int probes_start(pqpool *pool, bool share, int park_at, workq *fallback,
+int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms, workq *fallback,
                  probes_done_fn done, void *arg, probes **out);
+
+/*
+ * The answer for a health request that waited waited_ns (since its
+ * item's since_ns) in a queue without a probe and reached wait_limit_ms
+ * (DB_CONNECTION_TIMEOUT, the bound pqpool_check_health keeps): unhealthy,
+ * "timed out after N ms waiting for a connection". Parked items past it are
+ * answered so by the probe thread, queued ones by whoever dequeues them.
+ */
+void probes_waited_too_long(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
+                            pqpool_health *h);
 
 /*
  * On an event thread, for a health request: starts a probe (or joins the

@@ -3,10 +3,14 @@
 #define PQPOOL_CLI_WORKQ_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Embedded in the caller's job; the queue allocates nothing. */
 typedef struct workq_item {
 	struct workq_item *next;
+	/* when the request arrived (CLOCK_MONOTONIC ns), set by its owner: a
+	 * request that waited in a queue past its limit is not started */
+	int64_t since_ns;
 } workq_item;
 
 /* Runs one job. cancelled: the queue is stopping and the job was never
