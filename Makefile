@@ -4,11 +4,14 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_config fuzz_mask fuzz_routes fuzz_http
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build test test-asan test-tsan run install bench format lint clean
+.PHONY: all deps build test test-asan test-tsan fuzz run install bench format lint clean
 
 all: build
 
@@ -37,6 +40,13 @@ test-tsan: deps
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (fuzz/), each run FUZZ_SECONDS on a copy of its seed corpus
+fuzz: deps
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DPQPOOL_FUZZ=ON \
+	  -DPQPOOL_SANITIZE=address,undefined -DBUILD_TESTING=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(FUZZ_TARGETS)
+	fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 run: build
 	@scripts/run.sh $(BUILD)/pqpool
 
@@ -55,4 +65,4 @@ lint: build
 	  --inline-suppr -Iinclude -Isrc src cmd
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)
