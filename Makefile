@@ -11,7 +11,7 @@ CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build test test-asan test-tsan fuzz run install bench format lint clean
+.PHONY: all deps build test test-asan test-tsan test-valgrind fuzz run install bench format lint clean
 
 all: build
 
@@ -39,6 +39,15 @@ test-tsan: deps
 	  -DPQPOOL_SANITIZE=thread $(CMAKE_ARGS)
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
+
+# the unit tests (no database) under valgrind memcheck; CTest runs each test
+# through valgrind, whose exit status fails it on any error or leak
+VALGRIND_OPTS ?= --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1
+test-valgrind: build
+	ctest --test-dir $(BUILD) -L unit -T memcheck --output-on-failure -j $(JOBS) \
+	  --overwrite MemoryCheckCommand=$$(command -v valgrind) \
+	  --overwrite "MemoryCheckCommandOptions=$(VALGRIND_OPTS)"
 
 # libFuzzer targets (fuzz/), each run FUZZ_SECONDS on a copy of its seed corpus
 fuzz: deps
