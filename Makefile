@@ -66,7 +66,7 @@ bench: build
 	$(BUILD)/bench/bench_overhead
 
 format:
-	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c
+	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c fuzz/*.[ch]
 
 lint: build
 	clang-tidy -p $(BUILD) --quiet src/*.c cmd/pqpool/*.c

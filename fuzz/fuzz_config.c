@@ -7,7 +7,8 @@
  *   masked and turned into connection parameters;
  * - an error message is one line, without control characters;
  * - when POSTGRES_PASSWORD is the only value looked up that holds a 'Q' (the
- *   marker of a secret here), no 'Q' reaches an error or the masked URL;
+ *   marker of a secret here), no 'Q' reaches the masked URL, nor an error
+ *   (but in the names DB_QUERY_TIMEOUT, DB_HEALTH_QUERY and the word SQL);
  * - a .env.local warning is "path:N: [NAME: ]reason; line ignored" and so
  *   never repeats a value.
  */
@@ -27,7 +28,8 @@
 typedef struct vars {
 	const char *name[MAX_VARS], *value[MAX_VARS];
 	int n;
-	bool q_elsewhere; /* a value other than POSTGRES_PASSWORD's, looked up, has a 'Q' */
+	bool q_elsewhere; /* a value other than POSTGRES_PASSWORD's, looked up, has a 'Q'
+	                   */
 	bool pw_set;
 } vars;
 
@@ -61,6 +63,20 @@ static void no_q(const char *s)
 		__builtin_trap();
 }
 
+/* No 'Q' in an error but those of our own words (DB_QUERY_TIMEOUT,
+ * DB_HEALTH_QUERY, "an SQL statement"). */
+static void no_q_in_error(const char *msg)
+{
+	static const char *const ours[] = {"QUERY", "SQL"};
+	char copy[PQPOOL__ERRLEN + 1];
+
+	snprintf(copy, sizeof copy, "%s", msg);
+	for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+		for (char *p = copy; (p = strstr(p, ours[i]));)
+			memset(p, '-', strlen(ours[i]));
+	no_q(copy);
+}
+
 static void check_config(char *text)
 {
 	pqpool_config cfg;
@@ -90,8 +106,8 @@ static void check_config(char *text)
 			__builtin_trap();
 		check_one_line(err);
 		if (v.pw_set && !v.q_elsewhere) {
-			no_q(err);
-			no_q(pqpool_errmsg());
+			no_q_in_error(err);
+			no_q_in_error(pqpool_errmsg());
 		}
 		/* cleared on failure: nothing owned */
 		if (cfg.priv_ || cfg.conninfo)
@@ -147,7 +163,8 @@ static void check_warning(const char *w)
 	n = (size_t)(w + n - (sizeof tail - 1) - p);
 	if (known_reason(p, n))
 		return;
-	name = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+	name = strspn(p,
+	              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
 	if (!env_name_valid(p, name) || strncmp(p + name, ": ", 2) != 0 ||
 	    !known_reason(p + name + 2, n - name - 2))
 		__builtin_trap();
@@ -166,8 +183,8 @@ static void check_env_file(const uint8_t *data, size_t size)
 	if (env_file_warning(f, env_file_warning_count(f)) != NULL)
 		__builtin_trap();
 	/* a few names the service reads: a value, when there is one, is a string */
-	static const char *const names[] = {"DATABASE_URL", "POSTGRES_PASSWORD", "DB_POOL_MAX",
-	                                    "PORT", "A"};
+	static const char *const names[] = {"DATABASE_URL", "POSTGRES_PASSWORD",
+	                                    "DB_POOL_MAX", "PORT", "A"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		const char *val = env_file_get(f, names[i]);
 		if (val && strchr(val, '\n'))

@@ -45,17 +45,18 @@ static void start(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	trap_if(log_configure(quiet, NULL, err, sizeof err) != 0);
-	server.env = (route_env){fake_health, fake_stats, fake_service, fake_shutting_down,
-	                         &fake_};
+	server.env = (route_env){fake_health, fake_stats, fake_service,
+	                         fake_shutting_down, &fake_};
 	http_metrics_init(&server.metrics);
 	atomic_init(&server.closing, false);
 	atomic_init(&server.completed, 0);
 	server.access_log = true;
 	/* as http_start() configures it, but driven from this thread */
 	daemon_ = MHD_start_daemon(
-	        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
-	        0, NULL, NULL, on_request, &server, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-	        &server, MHD_OPTION_CONNECTION_TIMEOUT, 0u,
+	        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_EPOLL | MHD_USE_TURBO |
+	                MHD_USE_ERROR_LOG,
+	        0, NULL, NULL, on_request, &server, MHD_OPTION_EXTERNAL_LOGGER,
+	        on_mhd_log, &server, MHD_OPTION_CONNECTION_TIMEOUT, 0u,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)4096,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &server,
 	        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &server, MHD_OPTION_END);
@@ -79,9 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		start();
 	fake_from_bytes(&fake_, &data, &size);
 	atomic_store(&server.closing, fake_.shutting_down);
-	trap_if(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0);
-	if (MHD_add_connection(daemon_, sv[0], (const struct sockaddr *)&peer, sizeof peer) !=
-	    MHD_YES) {
+	trap_if(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) !=
+	        0);
+	if (MHD_add_connection(daemon_, sv[0], (const struct sockaddr *)&peer,
+	                       sizeof peer) != MHD_YES) {
 		close(sv[1]);
 		return 0; /* MHD closed sv[0] */
 	}

@@ -43,7 +43,8 @@ static size_t clean(char *dst, const char *src, size_t n)
 {
 	size_t i;
 	for (i = 0; i < n && src[i]; i++)
-		dst[i] = (src[i] == 'Q' || src[i] == '%' || src[i] == '\\') ? 'x' : src[i];
+		dst[i] =
+		        (src[i] == 'Q' || src[i] == '%' || src[i] == '\\') ? 'x' : src[i];
 	dst[i] = '\0';
 	return i;
 }
@@ -97,7 +98,8 @@ static bool q_only_in_passwords(const char *conninfo)
 	if (!o)
 		return false;
 	for (p = o; p->keyword; p++)
-		if (p->val && strchr(p->val, 'Q') && strcmp(p->keyword, "password") != 0 &&
+		if (p->val && strchr(p->val, 'Q') &&
+		    strcmp(p->keyword, "password") != 0 &&
 		    strcmp(p->keyword, "sslpassword") != 0)
 			only = false;
 	PQconninfoFree(o);
@@ -140,7 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1:
 		strong = strong_kv(a);
 		strcpy(conninfo, a);
-		strcat(conninfo, (flags & 1) ? "password='" SECRET "'" : "password=" SECRET);
+		strcat(conninfo,
+		       (flags & 1) ? "password='" SECRET "'" : "password=" SECRET);
 		strcat(conninfo, b);
 		break;
 	case 2:
@@ -166,7 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			strcat(conninfo, a);
 			strcat(conninfo, "?");
 			strcat(conninfo, b);
-			strcat(conninfo, pct ? "password=" SECRET_PCT : "password=" SECRET);
+			strcat(conninfo,
+			       pct ? "password=" SECRET_PCT : "password=" SECRET);
 			strcat(conninfo, (flags & 2) ? "&" : "");
 			strcat(conninfo, after);
 		}
@@ -197,7 +201,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (outlen) {
 		size_t n = strnlen(out, outlen);
 		trap_if(n == outlen); /* not terminated within outlen */
-		trap_if(strncmp(out, full, n) != 0 || n != (strlen(full) < outlen ? strlen(full) : outlen - 1));
+		trap_if(strncmp(out, full, n) != 0 ||
+		        n != (strlen(full) < outlen ? strlen(full) : outlen - 1));
 	}
 done:
 	free(conninfo);

@@ -86,8 +86,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		trap_if(j == NULL);
 		if (r.status == 404) {
 			char shown[ROUTES_PATH_SHOWN_MAX + 4];
-			routes_shown(path, ROUTES_PATH_SHOWN_MAX, false, shown, sizeof shown);
-			trap_if(strcmp(json_string_value(json_object_get(j, "path")), shown) != 0);
+			routes_shown(path, ROUTES_PATH_SHOWN_MAX, false, shown,
+			             sizeof shown);
+			trap_if(strcmp(json_string_value(json_object_get(j, "path")),
+			               shown) != 0);
 		}
 		json_decref(j);
 	} else {

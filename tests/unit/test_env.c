@@ -26,7 +26,8 @@ static void expect_sample(const env_file *f, const char *path)
 	assert_string_equal(env_file_path(f), path);
 	assert_string_equal(env_file_get(f, "DATABASE_URL"), "postgresql://u:p#w@h/d");
 	assert_null(env_file_get(f, "POSTGRES_PASSWORD")); /* text after the quote */
-	assert_string_equal(env_file_get(f, "DB_POOL_MAX"), "16"); /* the later line wins */
+	assert_string_equal(env_file_get(f, "DB_POOL_MAX"),
+	                    "16"); /* the later line wins */
 	assert_string_equal(env_file_get(f, "PASS"), "a#b");
 	assert_null(env_file_get(f, "NUL"));
 	assert_null(env_file_get(f, "OPEN"));
@@ -66,7 +67,8 @@ static void test_load_reads_the_same(void **state)
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, sample, sizeof sample - 1), (ssize_t)(sizeof sample - 1));
+	assert_int_equal(write(fd, sample, sizeof sample - 1),
+	                 (ssize_t)(sizeof sample - 1));
 	close(fd);
 	assert_int_equal(env_file_load(path, &f), 0);
 	expect_sample(f, path);
