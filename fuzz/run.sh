@@ -10,7 +10,7 @@ src=$(cd "$(dirname "$0")" && pwd)
 out=$build/fuzz-runs
 mkdir -p "$out"
 
-declare -A execs status
+declare -A execs status took
 failed=0
 for t in "$@"; do
   corpus=$out/$t/corpus
@@ -20,10 +20,12 @@ for t in "$@"; do
   dict=()
   [ -f "$src/$t.dict" ] && dict=("-dict=$src/$t.dict")
   echo "fuzz: $t for ${seconds}s (log: $out/$t/log)" >&2
+  start=$SECONDS
   # -timeout: one input taking this long is a hang, reported like a crash
   "$build/fuzz/$t" "$corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$out/$t/artifacts/" >"$out/$t/log" 2>&1
   rc=$?
+  took[$t]=$((SECONDS - start))
   execs[$t]=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t/log")
   if [ $rc -eq 0 ]; then
     status[$t]=ok
@@ -36,6 +38,6 @@ done
 
 printf '%-14s %12s %8s  %s\n' target executions seconds result
 for t in "$@"; do
-  printf '%-14s %12s %8s  %s\n' "$t" "${execs[$t]:-?}" "$seconds" "${status[$t]}"
+  printf '%-14s %12s %8s  %s\n' "$t" "${execs[$t]:-?}" "${took[$t]}" "${status[$t]}"
 done
 exit $failed
