@@ -4,11 +4,14 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_config fuzz_mask fuzz_routes fuzz_http
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build test test-faults test-asan test-tsan run install bench format lint clean
+.PHONY: all deps build test test-faults test-asan test-tsan test-valgrind fuzz run install bench format lint clean
 
 all: build
 
@@ -44,6 +47,22 @@ test-tsan: deps
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
 
+# the unit tests (no database) under valgrind memcheck; CTest runs each test
+# through valgrind, whose exit status fails it on any error or leak
+VALGRIND_OPTS ?= --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1
+test-valgrind: build
+	ctest --test-dir $(BUILD) -L unit -T memcheck --output-on-failure -j $(JOBS) \
+	  --overwrite MemoryCheckCommand=$$(command -v valgrind) \
+	  --overwrite "MemoryCheckCommandOptions=$(VALGRIND_OPTS)"
+
+# libFuzzer targets (fuzz/), each run FUZZ_SECONDS on a copy of its seed corpus
+fuzz: deps
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DPQPOOL_FUZZ=ON \
+	  -DPQPOOL_SANITIZE=address,undefined -DBUILD_TESTING=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(FUZZ_TARGETS)
+	fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 run: build
 	@scripts/run.sh $(BUILD)/pqpool
 
@@ -54,7 +73,7 @@ bench: build
 	$(BUILD)/bench/bench_overhead
 
 format:
-	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c
+	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c fuzz/*.[ch]
 
 lint: build
 	clang-tidy -p $(BUILD) --quiet src/*.c cmd/pqpool/*.c
@@ -62,4 +81,4 @@ lint: build
 	  --inline-suppr -Iinclude -Isrc src cmd
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

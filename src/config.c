@@ -428,7 +428,7 @@ static const char *opt_get(const PQconninfoOption *o, const char *kw)
  */
 static const char *ambiguous_uri(const char *s)
 {
-	const char *a, *path;
+	const char *a, *path, *q;
 	size_t alen;
 	int ats = 0;
 	if (!is_uri(s))
@@ -440,6 +440,14 @@ static const char *ambiguous_uri(const char *s)
 	if (ats > 1)
 		return "more than one '@' before the host: percent-encode '@' in the "
 		       "user name or password as %40";
+	/* libpq looks for the userinfo's '@' up to the first '/' only, past a
+	 * '?': in postgresql://h?password=pw&application_name=a@b it reads
+	 * "h?password=pw&application_name=a" as the user name, shown in full */
+	q = memchr(a, '?', alen);
+	if (q && memchr(q, '@', alen - (size_t)(q - a)))
+		return "'@' after a '?' with no '/' before it: libpq would read the "
+		       "query as the user name; write postgresql://host/?... or "
+		       "percent-encode '?' in the user name or password as %3F";
 	path = a + alen;
 	if (memchr(path, '@', strcspn(path, "?")))
 		return "'@' after the host: percent-encode '/' in the password as %2F "

@@ -189,6 +189,25 @@ static int set_entry(env_file *f, const char *name, const char *value)
 	return 0;
 }
 
+/* One line as getline(3) gives it: len bytes, '\n' included when present,
+ * NUL-terminated, writable. */
+static int take_line(env_file *f, unsigned lineno, char *text, size_t len)
+{
+	char *name, *value;
+	line_error err;
+
+	/* editors on some systems start UTF-8 files with a byte order mark */
+	if (lineno == 1 && strncmp(text, "\xEF\xBB\xBF", 3) == 0) {
+		text += 3;
+		len -= 3;
+	}
+	if (!parse_line(text, len, &name, &value, &err))
+		return add_warning(f, lineno, err.named ? name : NULL, err.reason);
+	if (name)
+		return set_entry(f, name, value);
+	return 0;
+}
+
 static int read_lines(env_file *f, FILE *in)
 {
 	char *line = NULL;
@@ -197,25 +216,68 @@ static int read_lines(env_file *f, FILE *in)
 	unsigned lineno = 0;
 	int rc = 0;
 
-	while (rc == 0 && (len = getline(&line, &cap, in)) >= 0) {
-		char *text = line, *name, *value;
-		line_error err;
-
-		lineno++;
-		/* editors on some systems start UTF-8 files with a byte order mark */
-		if (lineno == 1 && strncmp(text, "\xEF\xBB\xBF", 3) == 0) {
-			text += 3;
-			len -= 3;
-		}
-		if (!parse_line(text, (size_t)len, &name, &value, &err))
-			rc = add_warning(f, lineno, err.named ? name : NULL, err.reason);
-		else if (name)
-			rc = set_entry(f, name, value);
-	}
+	while (rc == 0 && (len = getline(&line, &cap, in)) >= 0)
+		rc = take_line(f, ++lineno, line, (size_t)len);
 	if (rc == 0 && ferror(in))
 		rc = -1;
 	free(line);
 	return rc;
+}
+
+/* Lines split as getline(3) splits a file, so both entry points read a
+ * text alike. */
+static int parse_text(env_file *f, const char *text, size_t len)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int rc = 0;
+
+	while (rc == 0 && len > 0) {
+		const char *nl = memchr(text, '\n', len);
+		size_t n = nl ? (size_t)(nl - text) + 1 : len;
+
+		if (n + 1 > cap) {
+			char *bigger = realloc(line, n + 1);
+
+			if (!bigger) {
+				rc = -1;
+				break;
+			}
+			line = bigger;
+			cap = n + 1;
+		}
+		memcpy(line, text, n);
+		line[n] = '\0';
+		rc = take_line(f, ++lineno, line, n);
+		text += n;
+		len -= n;
+	}
+	free(line);
+	return rc;
+}
+
+static env_file *new_table(const char *path)
+{
+	env_file *f = calloc(1, sizeof(*f));
+
+	if (f && !(f->path = strdup(path))) {
+		free(f);
+		f = NULL;
+	}
+	return f;
+}
+
+static int finish_load(env_file *f, int rc, env_file **out)
+{
+	if (rc != 0) {
+		int saved = errno;
+		env_file_free(f);
+		errno = saved;
+		return -1;
+	}
+	*out = f;
+	return 0;
 }
 
 int env_file_load(const char *path, env_file **out)
@@ -225,14 +287,8 @@ int env_file_load(const char *path, env_file **out)
 	int rc = 0;
 
 	*out = NULL;
-	f = calloc(1, sizeof(*f));
-	if (!f)
+	if (!(f = new_table(path)))
 		return -1;
-	f->path = strdup(path);
-	if (!f->path) {
-		env_file_free(f);
-		return -1;
-	}
 	in = fopen(path, "r");
 	if (in) {
 		rc = read_lines(f, in);
@@ -242,14 +298,17 @@ int env_file_load(const char *path, env_file **out)
 	} else if (errno != ENOENT) {
 		rc = -1;
 	}
-	if (rc != 0) {
-		int saved = errno;
-		env_file_free(f);
-		errno = saved;
+	return finish_load(f, rc, out);
+}
+
+int env_file_parse(const char *path, const char *text, size_t len, env_file **out)
+{
+	env_file *f;
+
+	*out = NULL;
+	if (!(f = new_table(path)))
 		return -1;
-	}
-	*out = f;
-	return 0;
+	return finish_load(f, parse_text(f, text, len), out);
 }
 
 void env_file_free(env_file *f)

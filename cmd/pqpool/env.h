@@ -28,6 +28,13 @@ typedef enum env_source {
  */
 int env_file_load(const char *path, env_file **out);
 
+/*
+ * The same for len bytes of text already in memory (NUL bytes included, as
+ * a file may hold them); path only names it in warnings. Returns 0, or -1
+ * with errno set when memory runs out (then *out is NULL).
+ */
+int env_file_parse(const char *path, const char *text, size_t len, env_file **out);
+
 /* Frees the table. f may be NULL. */
 void env_file_free(env_file *f);
 

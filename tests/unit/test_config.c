@@ -985,6 +985,22 @@ static void test_mask_invalid_and_truncated(void **state)
 	assert_status(PQPOOL_EINVAL, pqpool_mask_conninfo("postgresql://u:hun@ter22@h/d",
 	                                                  out, sizeof out));
 	assert_string_equal(out, "(invalid)");
+	/* an '@' in a query that no '/' precedes: libpq reads everything before
+	 * it, the query's password included, as the user name, which masking
+	 * shows (found by fuzz/fuzz_mask); refused, and fine with the '/' */
+	assert_status(PQPOOL_EINVAL,
+	              pqpool_mask_conninfo("postgresql://h?password=hunter22&"
+	                                   "application_name=a@b",
+	                                   out, sizeof out));
+	assert_string_equal(out, "(invalid)");
+	assert_null(strstr(pqpool_errmsg(), "hunter22"));
+	assert_non_null(strstr(pqpool_errmsg(), "%3F"));
+	expect_mask("postgresql://h/?password=hunter22&application_name=a@b",
+	            "postgresql://:****@h?application_name=a%40b");
+	/* a raw '?' in the password reads the same way: encode it */
+	assert_status(PQPOOL_EINVAL,
+	              pqpool_mask_conninfo("postgresql://u:p?ss@h/d", out, sizeof out));
+	expect_mask("postgresql://u:p%3Fss@h/d", "postgresql://u:****@h/d");
 	assert_status(PQPOOL_EINVAL, pqpool_mask_conninfo("bad", tiny, sizeof tiny));
 	assert_string_equal(tiny, "(invali");
 
