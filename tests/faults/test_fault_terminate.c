@@ -12,8 +12,13 @@
 #include <string.h>
 
 #define QUERY_THREADS 4
-#define RUN_MS 6000
-#define KILL_EVERY_MS 150
+#define RUN_MS 8000
+/* Waves of terminations farther apart than the retry schedule's span (at
+ * most 100 + 200 ms of backoff with the base delay below, plus a connect):
+ * every wave must be absorbed by the retries. Waves that came faster than
+ * a call's whole retry budget would exhaust any finite one: at 150 ms, 1
+ * call in about 100,000 lost all three attempts. */
+#define KILL_EVERY_MS 500
 
 static pqpool *pool;
 static atomic_bool stop;
