@@ -134,56 +134,56 @@ static bool should_fail(void)
 	return f;
 }
 
-void *malloc(size_t n)
+/* The start of an allocation by caller: takes hook_mu. Returns -1 when the
+ * allocation is to fail (hook_mu released), else whether it is tracked. */
+static int hook_enter(void *caller)
 {
-	void *caller = __builtin_return_address(0);
 	pthread_mutex_lock(&hook_mu);
 	bool armed = hook_armed && !skipped(caller);
 	if (armed && should_fail()) {
 		pthread_mutex_unlock(&hook_mu);
-		return NULL;
+		return -1;
 	}
-	void *p = __libc_malloc(n);
-	if (armed && p)
-		live_add(p, n, caller);
+	return armed;
+}
+
+/* Its end: tracks the block when asked to, releases hook_mu. */
+static void *hook_leave(void *p, size_t size, void *caller, int tracked)
+{
+	if (tracked && p)
+		live_add(p, size, caller);
 	pthread_mutex_unlock(&hook_mu);
 	return p;
+}
+
+void *malloc(size_t n)
+{
+	void *caller = __builtin_return_address(0);
+	int t = hook_enter(caller);
+	return t < 0 ? NULL : hook_leave(__libc_malloc(n), n, caller, t);
 }
 
 void *calloc(size_t n, size_t size)
 {
 	void *caller = __builtin_return_address(0);
-	pthread_mutex_lock(&hook_mu);
-	bool armed = hook_armed && !skipped(caller);
-	if (armed && should_fail()) {
-		pthread_mutex_unlock(&hook_mu);
-		return NULL;
-	}
-	void *p = __libc_calloc(n, size);
-	if (armed && p)
-		live_add(p, n * size, caller);
-	pthread_mutex_unlock(&hook_mu);
-	return p;
+	int t = hook_enter(caller);
+	return t < 0 ? NULL : hook_leave(__libc_calloc(n, size), n * size, caller, t);
 }
 
 void *realloc(void *old, size_t n)
 {
 	void *caller = __builtin_return_address(0);
-	pthread_mutex_lock(&hook_mu);
-	bool armed = hook_armed && !skipped(caller);
-	if (armed && n > 0 && should_fail()) {
-		pthread_mutex_unlock(&hook_mu);
+	if (n == 0 && old) { /* a free: never fails */
+		free(old);
+		return NULL;
+	}
+	int t = hook_enter(caller);
+	if (t < 0)
 		return NULL; /* old stays valid, as realloc promises */
-	}
 	void *p = __libc_realloc(old, n);
-	if (armed) {
-		if (old && (p || n == 0))
-			live_del(old);
-		if (p)
-			live_add(p, n, caller);
-	}
-	pthread_mutex_unlock(&hook_mu);
-	return p;
+	if (t && p && old)
+		live_del(old);
+	return hook_leave(p, n, caller, t);
 }
 
 void free(void *p)
