@@ -429,6 +429,17 @@ PQPOOL_API const char *pqpool_health_text(pqpool_health_status status);
 PQPOOL_API int pqpool_check_health(pqpool *pool, pqpool_health *out);
 
 /*
+ * pqpool_check_health() within a bound of the caller's: the probe ends
+ * within timeout_ms (acquire and query), and a caller that joins a probe in
+ * flight waits for its result no longer than that (then: unhealthy, "timed
+ * out"). For hosts whose callers already waited, e.g. in a queue, and were
+ * promised an answer within connection_timeout_ms of their arrival.
+ * timeout_ms <= 0 or above connection_timeout_ms means connection_timeout_ms.
+ */
+PQPOOL_API int pqpool_check_health_within(pqpool *pool, int timeout_ms,
+                                          pqpool_health *out);
+
+/*
  * The same probe without blocking, for hosts with their own event loop
  * (never shared with other checks):
  *  - pqpool_probe_start() takes an idle connection if one is free right now

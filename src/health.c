@@ -3,8 +3,10 @@
  * concurrent callers so that a burst of checks costs one query. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The head of an error this long or less survives a cut. */
 #define FIT_HEAD 64
@@ -39,10 +41,10 @@ static void fit_message(char *out, size_t outlen, const char *msg)
 	snprintf(out, outlen, "%.*s%s%s", (int)head, msg, gap, msg + tail);
 }
 
-static void probe(struct pqpool *p, pqpool_health *h)
+static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 {
 	int64_t t0 = pqpool__now_ns();
-	int64_t deadline = t0 + (int64_t)p->cfg.connection_timeout_ms * 1000000;
+	int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
 	int64_t qdeadline;
 	pqpool_conn *c = NULL;
 	int rc;
@@ -116,14 +118,32 @@ pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int w
 	return PQPOOL_HEALTHY;
 }
 
-int pqpool_check_health(pqpool *p, pqpool_health *out)
+/* The answer of a caller whose own bound passed while it waited for the
+ * probe in flight. */
+static void waited_out(struct pqpool *p, int64_t t0, int timeout_ms, pqpool_health *h)
 {
+	pqpool_stats st;
+	memset(h, 0, sizeof *h);
+	h->status = PQPOOL_UNHEALTHY;
+	h->response_ms = (double)(pqpool__now_ns() - t0) / 1e6;
+	h->checked_at_ms = pqpool__wall_ms();
+	pqpool__stats_quick(p, &st); /* we are pinned */
+	h->connection_count = st.total;
+	snprintf(h->error, sizeof h->error,
+	         "health: timed out after %d ms waiting for the probe in flight", timeout_ms);
+}
+
+int pqpool_check_health_within(pqpool *p, int timeout_ms, pqpool_health *out)
+{
+	int64_t t0 = pqpool__now_ns();
 	uint64_t gen;
 	if (!p || !out)
 		return pqpool__fail(PQPOOL_EINVAL, "health: NULL pool or out");
+	if (timeout_ms <= 0 || timeout_ms > p->cfg.connection_timeout_ms)
+		timeout_ms = p->cfg.connection_timeout_ms;
 	pqpool__pin(p);
 	if (!p->cfg.health_share) {
-		probe(p, out);
+		probe(p, timeout_ms, out);
 		pqpool__unpin(p);
 		pqpool__ok();
 		return PQPOOL_OK;
@@ -131,11 +151,18 @@ int pqpool_check_health(pqpool *p, pqpool_health *out)
 	pthread_mutex_lock(&p->health_mu);
 	if (p->health_running) {
 		/* a probe is in flight: its result is as fresh as ours would be.
-		 * It is bounded by the connection timeout, so this wait is too. */
+		 * It is bounded by its own timeout; we wait no longer than ours. */
+		int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
+		struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+		bool late = false;
 		gen = p->health_gen;
-		while (p->health_gen == gen)
-			pthread_cond_wait(&p->health_cv, &p->health_mu);
-		*out = p->health_last;
+		while (p->health_gen == gen && !late)
+			late = pthread_cond_timedwait(&p->health_cv, &p->health_mu, &ts) == ETIMEDOUT &&
+			       p->health_gen == gen;
+		if (late)
+			waited_out(p, t0, timeout_ms, out);
+		else
+			*out = p->health_last;
 		pthread_mutex_unlock(&p->health_mu);
 		pqpool__unpin(p);
 		pqpool__ok();
@@ -144,7 +171,7 @@ int pqpool_check_health(pqpool *p, pqpool_health *out)
 	p->health_running = true;
 	pthread_mutex_unlock(&p->health_mu);
 
-	probe(p, out);
+	probe(p, timeout_ms, out);
 
 	pthread_mutex_lock(&p->health_mu);
 	p->health_last = *out;
@@ -155,4 +182,9 @@ int pqpool_check_health(pqpool *p, pqpool_health *out)
 	pqpool__unpin(p);
 	pqpool__ok();
 	return PQPOOL_OK;
+}
+
+int pqpool_check_health(pqpool *p, pqpool_health *out)
+{
+	return pqpool_check_health_within(p, 0, out);
 }

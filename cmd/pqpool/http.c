@@ -75,9 +75,19 @@ static int64_t now_ns(void)
 
 /* ---- what the routes ask of the process -------------------------------- */
 
+/* The bound of the health request this thread is answering (monotonic
+ * ns; 0: none): a request that waited in line gets what is left of its
+ * DB_CONNECTION_TIMEOUT, not a whole one more. */
+static __thread int64_t tl_health_deadline_ns;
+
 static int env_check_health(void *arg, pqpool_health *out)
 {
-	return pqpool_check_health(((http_server *)arg)->pool, out);
+	int ms = 0; /* the pool's own bound */
+	if (tl_health_deadline_ns) {
+		int64_t left = tl_health_deadline_ns - now_ns();
+		ms = left > 1000000 ? (int)((left + 999999) / 1000000) : 1;
+	}
+	return pqpool_check_health_within(((http_server *)arg)->pool, ms, out);
 }
 
 static int env_stats(void *arg, pqpool_stats *out)
@@ -167,7 +177,11 @@ static void run_request(void *arg, workq_item *item, bool cancelled)
 		probes_waited_too_long(s->pool, waited, s->wait_limit_ms, &h);
 		routes_health_reply(PQPOOL_OK, &h, &rq->rep);
 	} else {
+		tl_health_deadline_ns = rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0
+		                                ? rq->start_ns + (int64_t)s->wait_limit_ms * 1000000
+		                                : 0;
 		routes_handle(&s->env, rq->method_in, rq->url_in, &rq->rep);
+		tl_health_deadline_ns = 0;
 	}
 	rq->rep.route = rq->route;
 	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);

@@ -388,23 +388,83 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* An unhealthy answer for a request that waited waited_ns; what it waited
+ * for is said by the caller. */
+static void timed_out(pqpool *pool, int64_t waited_ns, pqpool_health *h, pqpool_stats *st)
+{
+	struct timespec now;
+	memset(h, 0, sizeof *h);
+	memset(st, 0, sizeof *st);
+	pqpool_stats_get(pool, st);
+	clock_gettime(CLOCK_REALTIME, &now);
+	h->status = PQPOOL_UNHEALTHY;
+	h->response_ms = (double)waited_ns / 1e6;
+	h->connection_count = st->total;
+	h->checked_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 void probes_waited_too_long(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
                             pqpool_health *h)
 {
 	pqpool_stats st;
-	struct timespec now;
-	memset(h, 0, sizeof *h);
-	memset(&st, 0, sizeof st);
-	pqpool_stats_get(pool, &st);
-	clock_gettime(CLOCK_REALTIME, &now);
-	h->status = PQPOOL_UNHEALTHY;
-	h->response_ms = (double)waited_ns / 1e6;
-	h->connection_count = st.total;
-	h->checked_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	timed_out(pool, waited_ns, h, &st);
 	snprintf(h->error, sizeof h->error,
 	         "acquire: timed out after %lld ms waiting for a connection "
 	         "(DB_CONNECTION_TIMEOUT=%d; %d of %d open, all in use)",
 	         (long long)(waited_ns / 1000000), wait_limit_ms, st.total, st.max);
+}
+
+/* A request whose probe started late (it waited for a connection first)
+ * and has not answered by the request's own bound. */
+static void probe_too_late(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
+                           pqpool_health *h)
+{
+	pqpool_stats st;
+	timed_out(pool, waited_ns, h, &st);
+	snprintf(h->error, sizeof h->error,
+	         "health: timed out after %lld ms (DB_CONNECTION_TIMEOUT=%d): waited for a "
+	         "connection, and the probe has no answer yet",
+	         (long long)(waited_ns / 1000000), wait_limit_ms);
+}
+
+/* Items of probes in flight (not those an event thread waits on) that have
+ * reached their own bound: answered "timed out" now, while their probe runs
+ * on to its deadline for the others. A probe's deadline counts from its
+ * start; an item's from its arrival, and an item that had to wait for a
+ * connection would otherwise wait up to twice DB_CONNECTION_TIMEOUT in all.
+ * Returns the ms until the next one's bound (-1: none). Under no lock. */
+static int expire_flights(probes *r)
+{
+	workq_item *expired = NULL, **pp, *it;
+	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next = -1;
+	if (r->wait_limit_ms <= 0)
+		return -1;
+	pthread_mutex_lock(&r->mu);
+	for (flight *f = r->flights; f; f = f->next) {
+		if (f->inline_wait)
+			continue;
+		for (pp = &f->items; (it = *pp) != NULL;) {
+			int64_t left = it->since_ns + limit - now;
+			if (left <= 0) {
+				*pp = it->next;
+				it->next = expired;
+				expired = it;
+				continue;
+			}
+			if (next < 0 || left < next)
+				next = left;
+			pp = &it->next;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	while (expired) {
+		pqpool_health h;
+		it = expired;
+		expired = it->next;
+		probe_too_late(r->pool, now - it->since_ns, r->wait_limit_ms, &h);
+		r->done(r->arg, it, PQPOOL_OK, &h, false);
+	}
+	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
 }
 
 /* Parked items that have waited their limit: answered "timed out", as
@@ -483,7 +543,9 @@ static void *run(void *arg)
 	struct epoll_event evs[64];
 
 	for (;;) {
-		int timeout = expire_parked(r), n;
+		int timeout = expire_parked(r), n, t_items = expire_flights(r);
+		if (t_items >= 0 && (timeout < 0 || t_items < timeout))
+			timeout = t_items;
 		bool stopping, idle;
 		pthread_mutex_lock(&r->mu);
 		for (flight *f = r->flights; f; f = f->next) {

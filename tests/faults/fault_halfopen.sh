@@ -119,10 +119,10 @@ fault_summary "half-open" "sent=$SENT ok=$OK failed=$FAILED outage_ms=$((t_resto
 	"livez_sent=$lsent livez_ok=$lok livez_longest_ms=$llong"
 
 if [ -n "$unhealthy" ]; then
-	# a check ends by DB_CONNECTION_TIMEOUT once started, and waits at
-	# most that long to start (behind checks that hold every connection)
-	expect_less "cut: health 503 within twice DB_CONNECTION_TIMEOUT + 1 s (ms)" \
-		$((2 * timeout_ms + 1000)) "$unhealthy"
+	# a check is answered within DB_CONNECTION_TIMEOUT of its arrival,
+	# however long it waited for a connection held by stuck probes
+	expect_less "cut: health 503 within DB_CONNECTION_TIMEOUT + 1 s (ms)" \
+		$((timeout_ms + 1000)) "$unhealthy"
 else
 	fail "cut: health turns 503 within 15 s"
 fi
@@ -132,8 +132,8 @@ expect_less "the load ran (requests)" "$SENT" 100
 expect_eq "no failure before the cut" 0 "$(load_count "\$3 != 200 && \$1 < $t_cut")"
 expect_eq "every failure was an HTTP 503 (no request hung or was dropped)" 0 \
 	"$(load_count '$3 != 200 && $3 != 503')"
-expect_less "no health request outlived twice DB_CONNECTION_TIMEOUT + 1 s (ms)" \
-	$((2 * timeout_ms + 1000)) "$LONGEST"
+expect_less "no health request outlived DB_CONNECTION_TIMEOUT + 1 s (ms)" \
+	$((timeout_ms + 1000)) "$LONGEST"
 if [ -n "$healthy" ]; then
 	pass "restored: health 200 after $healthy ms"
 	expect_less "restored: healthy within DB_CONNECTION_TIMEOUT + 3 s (ms)" $((timeout_ms + 3000)) "$healthy"

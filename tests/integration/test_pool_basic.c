@@ -541,6 +541,53 @@ static void test_health_shared_and_degraded(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
 }
 
+/* pqpool_check_health_within: the caller's bound holds whether it joins a
+ * probe in flight or runs its own. */
+static void test_health_within(void **state)
+{
+	pqpool_config cfg;
+	pqpool *p;
+	pqpool_health h;
+	pthread_t th;
+	struct health_arg a;
+	int64_t t0, ms;
+	(void)state;
+	testenv_config(&cfg);
+	cfg.health_query = "SELECT pg_sleep(0.6)";
+	cfg.connection_timeout_ms = 3000;
+	p = open_pool(&cfg);
+
+	/* joins the 600 ms probe another thread started: gives up at 150 ms */
+	a.p = p;
+	pthread_create(&th, NULL, health_thread, &a);
+	testenv_sleep_ms(100);
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK, pqpool_check_health_within(p, 150, &h));
+	ms = testenv_now_ms() - t0;
+	assert_int_equal(h.status, PQPOOL_UNHEALTHY);
+	assert_non_null(strstr(h.error, "timed out after 150 ms waiting for the probe in flight"));
+	assert_in_range(ms, 140, 450);
+	pthread_join(th, NULL);
+	/* the probe it gave up on was not cut short for the others */
+	assert_int_not_equal(a.h.status, PQPOOL_UNHEALTHY);
+
+	/* its own probe ends at its bound, not at connection_timeout_ms */
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK, pqpool_check_health_within(p, 200, &h));
+	ms = testenv_now_ms() - t0;
+	assert_int_equal(h.status, PQPOOL_UNHEALTHY);
+	assert_non_null(strstr(h.error, "timed out"));
+	assert_in_range(ms, 190, 900);
+
+	/* 0 and a bound past the pool's mean the pool's: the probe answers */
+	assert_status(PQPOOL_OK, pqpool_check_health_within(p, 0, &h));
+	assert_int_not_equal(h.status, PQPOOL_UNHEALTHY);
+	assert_status(PQPOOL_OK, pqpool_check_health_within(p, 1000000, &h));
+	assert_int_not_equal(h.status, PQPOOL_UNHEALTHY);
+	assert_status(PQPOOL_EINVAL, pqpool_check_health_within(NULL, 100, &h));
+	assert_status(PQPOOL_OK, pqpool_close(p, 1000));
+}
+
 /* ---- lease warnings ---- */
 
 static void test_lease_warning_once(void **state)
@@ -585,6 +632,7 @@ int main(void)
 	        cmocka_unit_test(test_query_timeout_cancels),
 	        cmocka_unit_test(test_retry_classification),
 	        cmocka_unit_test(test_health_shared_and_degraded),
+	        cmocka_unit_test(test_health_within),
 	        cmocka_unit_test(test_lease_warning_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
