@@ -75,7 +75,8 @@ uint64_t lat_quantile(const lat_hist *h, double q)
 		seen += h->b[i];
 		if (seen > rank) {
 			/* the middle of the bucket, within the observed range */
-			uint64_t lo = bucket_low(i), hi = i + 1 < LAT_BUCKETS ? bucket_low(i + 1) : lo;
+			uint64_t lo = bucket_low(i),
+			         hi = i + 1 < LAT_BUCKETS ? bucket_low(i + 1) : lo;
 			uint64_t v = lo + (hi - lo) / 2;
 			if (v < h->min_ns)
 				v = h->min_ns;

@@ -65,7 +65,8 @@ static void measure(pqpool *p, int threads, double seconds)
 		failures += r[i].failures;
 	}
 	t1 = now_ns();
-	printf("%3d thread(s): %12.0f cycles/s  %8.1f ns/cycle (wall, all threads)  failures %llu\n",
+	printf("%3d thread(s): %12.0f cycles/s  %8.1f ns/cycle (wall, all threads)  "
+	       "failures %llu\n",
 	       threads, (double)total * 1e9 / (double)(t1 - t0),
 	       (double)(t1 - t0) / (double)total, (unsigned long long)failures);
 	free(th);

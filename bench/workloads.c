@@ -80,8 +80,8 @@ enum { PH_WAIT, PH_WARM, PH_MEASURE, PH_STOP };
 /* Runs the workers through a warm-up (connections opened, statements
  * prepared, caches warm; not counted) and the measured interval. With a
  * pool, its wait histogram over the interval goes to *wait. */
-static void run_phases(const bench_opts *o, const char *what, _Atomic int *phase, double *t0,
-                       double *cpu0, pqpool *pool, pqpool_hist *wait)
+static void run_phases(const bench_opts *o, const char *what, _Atomic int *phase,
+                       double *t0, double *cpu0, pqpool *pool, pqpool_hist *wait)
 {
 	pqpool_stats before, after;
 	atomic_store(phase, PH_WARM);
@@ -176,8 +176,9 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	pqpool *p;
 	double t0, cpu0;
 
-	init_result(r, o->lease ? (o->prepared ? "pqpool lease prepared" : "pqpool lease")
-	                        : (o->prepared ? "pqpool prepared" : "pqpool"),
+	init_result(r,
+	            o->lease ? (o->prepared ? "pqpool lease prepared" : "pqpool lease")
+	                     : (o->prepared ? "pqpool prepared" : "pqpool"),
 	            o);
 	cfg->prepare = o->prepared;
 	if (!w || open_pool(cfg, o->pool, &p) != 0) {
@@ -235,7 +236,8 @@ static void *np_run(void *arg)
 		PGconn *c = PQconnectdbParams(w->params->keywords, w->params->values, 0);
 		bool ok = false;
 		if (PQstatus(c) == CONNECTION_OK) {
-			PGresult *res = PQexecParams(c, w->o->query, 0, NULL, NULL, NULL, NULL, 0);
+			PGresult *res = PQexecParams(c, w->o->query, 0, NULL, NULL, NULL,
+			                             NULL, 0);
 			ok = PQresultStatus(res) == PGRES_TUPLES_OK ||
 			     PQresultStatus(res) == PGRES_COMMAND_OK;
 			PQclear(res);
@@ -390,8 +392,8 @@ static void *sp_run(void *arg)
 			return NULL;
 		t0 = ns_now();
 		/* the spec's: pool.query("SELECT $1 as test, NOW() as timestamp", [i]) */
-		if (pqpool_query(w->sh->pool, "SELECT $1 as test, NOW() as timestamp", 1, params, 0,
-		                 &res) == PQPOOL_OK) {
+		if (pqpool_query(w->sh->pool, "SELECT $1 as test, NOW() as timestamp", 1,
+		                 params, 0, &res) == PQPOOL_OK) {
 			lat_add(&w->lat, ns_now() - t0);
 			PQclear(res);
 		} else {
@@ -440,7 +442,8 @@ int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		pthread_barrier_wait(&sh.done);
 		rounds++;
 		if ((rounds & 63) == 0)
-			progress(o, "spec", o->rounds > 0 ? (double)rounds : bench_now() - t0,
+			progress(o, "spec",
+			         o->rounds > 0 ? (double)rounds : bench_now() - t0,
 			         o->rounds > 0 ? o->rounds : o->duration_s);
 	}
 	progress(o, "spec", -1, 0);
@@ -509,18 +512,21 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		if (strcmp(params.keywords[i], "password") == 0)
 			password = params.values[i];
 		else
-			append_kv(conninfo, sizeof conninfo, params.keywords[i], params.values[i]);
+			append_kv(conninfo, sizeof conninfo, params.keywords[i],
+			          params.values[i]);
 	}
 	fd = mkstemp(script);
 	if (fd < 0 || dprintf(fd, "%s;\n", o->query) < 0) {
-		fprintf(stderr, "bench: cannot write the pgbench script: %s\n", strerror(errno));
+		fprintf(stderr, "bench: cannot write the pgbench script: %s\n",
+		        strerror(errno));
 		pqpool__params_free(&params);
 		return -1;
 	}
 	close(fd);
 	snprintf(clients, sizeof clients, "%d", o->pool);
 	snprintf(jobs, sizeof jobs, "%d", o->pool < 2 ? 1 : 2);
-	snprintf(secs, sizeof secs, "%d", (int)(o->duration_s + 0.5) > 0 ? (int)(o->duration_s + 0.5) : 1);
+	snprintf(secs, sizeof secs, "%d",
+	         (int)(o->duration_s + 0.5) > 0 ? (int)(o->duration_s + 0.5) : 1);
 	if (pipe(pipefd) != 0) {
 		unlink(script);
 		pqpool__params_free(&params);
@@ -533,9 +539,12 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		close(pipefd[1]);
 		if (password)
 			setenv("PGPASSWORD", password, 1);
-		execlp("pgbench", "pgbench", "-n", "-c", clients, "-j", jobs, "-T", secs, "-M",
-		       o->prepared ? "prepared" : "extended", "-f", script, conninfo, (char *)NULL);
-		fprintf(stderr, "bench: cannot run pgbench (Debian package postgresql-client): %s\n",
+		execlp("pgbench", "pgbench", "-n", "-c", clients, "-j", jobs, "-T", secs,
+		       "-M", o->prepared ? "prepared" : "extended", "-f", script,
+		       conninfo, (char *)NULL);
+		fprintf(stderr,
+		        "bench: cannot run pgbench (Debian package postgresql-client): "
+		        "%s\n",
 		        strerror(errno));
 		_exit(127);
 	}
@@ -549,7 +558,8 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	out = fdopen(pipefd[0], "r");
 	while (out && fgets(line, sizeof line, out)) {
 		sscanf(line, "tps = %lf", &tps);
-		sscanf(line, "number of transactions actually processed: %llu", &processed);
+		sscanf(line, "number of transactions actually processed: %llu",
+		       &processed);
 	}
 	if (out)
 		fclose(out);
@@ -616,8 +626,9 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 			/* send while connections are free */
 			while (next < PER_ROUND && nfl < o->pool) {
 				pqpool_conn *q;
-				int rc = pqpool_send(p, "SELECT $1 as test, NOW() as timestamp", 1,
-				                     params[next], &q);
+				int rc = pqpool_send(
+				        p, "SELECT $1 as test, NOW() as timestamp", 1,
+				        params[next], &q);
 				if (rc == PQPOOL_EAGAIN)
 					break;
 				if (rc != PQPOOL_OK) {
@@ -629,7 +640,8 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 				fl[nfl++] = (struct inflight){q, next++};
 			}
 			for (int i = 0; i < nfl; i++)
-				pfd[i] = (struct pollfd){PQsocket(pqpool_conn_pg(fl[i].q)), POLLIN, 0};
+				pfd[i] = (struct pollfd){
+				        PQsocket(pqpool_conn_pg(fl[i].q)), POLLIN, 0};
 			if (nfl <= 0)
 				continue; /* none free and none of ours: try again */
 			poll(pfd, (nfds_t)nfl, 1000);
@@ -659,7 +671,8 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		}
 		rounds++;
 		if ((rounds & 255) == 0)
-			progress(o, "spec", o->rounds > 0 ? (double)rounds : bench_now() - t0,
+			progress(o, "spec",
+			         o->rounds > 0 ? (double)rounds : bench_now() - t0,
 			         o->rounds > 0 ? o->rounds : o->duration_s);
 	}
 	progress(o, "spec", -1, 0);

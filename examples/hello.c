@@ -54,7 +54,8 @@ int main(void)
 
 	pqpool_check_health(pool, &health);
 	printf("health=%s responseTime=%.3f ms connections=%d\n",
-	       pqpool_health_text(health.status), health.response_ms, health.connection_count);
+	       pqpool_health_text(health.status), health.response_ms,
+	       health.connection_count);
 
 	pqpool_close(pool, 5000); /* waits up to 5 s for leases still out */
 	return health.status == PQPOOL_UNHEALTHY;

@@ -3,10 +3,10 @@
  *
  * Input: 8 bytes for the fake's answers, then method, path, the health
  * error and an Authorization header, separated by NUL bytes; an odd size
- * also sets METRICS_TOKEN, and 401 must come exactly when it should. Checks every reply: a body of body_len
- * bytes; JSON bodies parse; the route is routes_match()'s; 405 has Allow;
- * a 404 repeats the path as routes_shown() gives it; routes_blocking()
- * agrees with the route; routes_shown() gives valid UTF-8 within its bound.
+ * also sets METRICS_TOKEN, and 401 must come exactly when it should. Checks every reply:
+ * a body of body_len bytes; JSON bodies parse; the route is routes_match()'s; 405 has
+ * Allow; a 404 repeats the path as routes_shown() gives it; routes_blocking() agrees with
+ * the route; routes_shown() gives valid UTF-8 within its bound.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char method[256], path[4096], authz[512];
 	static const char token[] = "fuzz-token-0123456789";
 	fake f;
-	route_env env = {fake_health, fake_stats, fake_service, fake_shutting_down, &f, NULL};
+	route_env env = {fake_health,        fake_stats, fake_service,
+	                 fake_shutting_down, &f,         NULL};
 	route_reply r;
 	const char *p, *end;
 	bool get;
@@ -94,7 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	               (r.route == ROUTE_METRICS || r.route == ROUTE_POOL ||
 	                r.route == ROUTE_PROMETHEUS);
 	trap_if((r.status == 401) !=
-	        (guarded && auth_check_bearer(authz[0] ? authz : NULL, token) != AUTH_OK));
+	        (guarded &&
+	         auth_check_bearer(authz[0] ? authz : NULL, token) != AUTH_OK));
 	if (strcmp(r.content_type, ROUTES_JSON) == 0) {
 		j = json_loads(r.body, 0, NULL);
 		trap_if(j == NULL);

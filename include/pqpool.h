@@ -89,8 +89,7 @@ typedef enum pqpool_log_level {
  * pool lock held; msg is borrowed for the duration of the call and never
  * contains a password. Must be thread-safe.
  */
-typedef void (*pqpool_log_fn)(void *log_arg, pqpool_log_level level,
-                              const char *msg);
+typedef void (*pqpool_log_fn)(void *log_arg, pqpool_log_level level, const char *msg);
 
 /*
  * Pool configuration. Initialise with pqpool_config_init() (defaults of the
@@ -109,41 +108,41 @@ typedef struct pqpool_config {
 	const char *ssl_key;
 	const char *ssl_root_cert;
 
-	int pool_max;             /* DB_POOL_MAX, 20; 1..10000 */
-	int pool_min;             /* DB_POOL_MIN, 5; 0..pool_max */
-	int idle_timeout_ms;      /* DB_IDLE_TIMEOUT, 30000; 0 = never reap */
-	int connection_timeout_ms;/* DB_CONNECTION_TIMEOUT, 5000; bounds acquire */
-	int statement_timeout_ms; /* DB_STATEMENT_TIMEOUT, 30000; 0 = server's */
-	int query_timeout_ms;     /* DB_QUERY_TIMEOUT, 30000; 0 = none */
-	int max_lifetime_ms;      /* DB_MAX_LIFETIME, 1800000; 0 = unlimited.
-	                           * Each connection gets up to 10 % less, at
-	                           * random, so they do not all expire at once. */
-	int validate_after_ms;    /* check an idle connection before handing it
-	                           * out when idle longer than this; 1000 */
-	int lease_warn_ms;        /* DB_LEASE_WARN, 60000: log once, with file
-	                           * and line, a lease held longer; 0 = off */
+	int pool_max;              /* DB_POOL_MAX, 20; 1..10000 */
+	int pool_min;              /* DB_POOL_MIN, 5; 0..pool_max */
+	int idle_timeout_ms;       /* DB_IDLE_TIMEOUT, 30000; 0 = never reap */
+	int connection_timeout_ms; /* DB_CONNECTION_TIMEOUT, 5000; bounds acquire */
+	int statement_timeout_ms;  /* DB_STATEMENT_TIMEOUT, 30000; 0 = server's */
+	int query_timeout_ms;      /* DB_QUERY_TIMEOUT, 30000; 0 = none */
+	int max_lifetime_ms;       /* DB_MAX_LIFETIME, 1800000; 0 = unlimited.
+	                            * Each connection gets up to 10 % less, at
+	                            * random, so they do not all expire at once. */
+	int validate_after_ms;     /* check an idle connection before handing it
+	                            * out when idle longer than this; 1000 */
+	int lease_warn_ms;         /* DB_LEASE_WARN, 60000: log once, with file
+	                            * and line, a lease held longer; 0 = off */
 
-	int retry_attempts;       /* DB_RETRY_ATTEMPTS, 3; 1..100 */
-	int retry_base_delay_ms;  /* DB_RETRY_BASE_DELAY, 1000 */
-	int retry_max_delay_ms;   /* DB_RETRY_MAX_DELAY, 30000: cap of one wait */
-	int retry_deadline_ms;    /* DB_RETRY_DEADLINE, 60000: whole retry loop */
+	int retry_attempts;      /* DB_RETRY_ATTEMPTS, 3; 1..100 */
+	int retry_base_delay_ms; /* DB_RETRY_BASE_DELAY, 1000 */
+	int retry_max_delay_ms;  /* DB_RETRY_MAX_DELAY, 30000: cap of one wait */
+	int retry_deadline_ms;   /* DB_RETRY_DEADLINE, 60000: whole retry loop */
 
 	const char *health_query; /* DB_HEALTH_QUERY; NULL = "SELECT 1" */
 	int health_slow_ms;       /* DB_HEALTH_SLOW, 1000: slower → degraded */
 	bool health_share;        /* DB_HEALTH_SHARE, true: concurrent checks
 	                           * share one probe in flight */
 
-	bool prepare;             /* DB_PREPARED_STATEMENTS, true: pqpool_exec and
-	                           * pqpool_query prepare each statement once per
-	                           * connection (named, up to 128 per connection)
-	                           * and reuse it; false for PgBouncer transaction
-	                           * pooling without prepared statement support */
+	bool prepare; /* DB_PREPARED_STATEMENTS, true: pqpool_exec and
+	               * pqpool_query prepare each statement once per
+	               * connection (named, up to 128 per connection)
+	               * and reuse it; false for PgBouncer transaction
+	               * pooling without prepared statement support */
 
-	bool fail_fast;           /* pqpool_open fails if the database cannot be
-	                           * reached; default false: open succeeds with an
-	                           * empty pool that fills once it answers */
+	bool fail_fast; /* pqpool_open fails if the database cannot be
+	                 * reached; default false: open succeeds with an
+	                 * empty pool that fills once it answers */
 
-	pqpool_log_fn log_fn;     /* NULL: the library logs nothing */
+	pqpool_log_fn log_fn; /* NULL: the library logs nothing */
 	void *log_arg;
 
 	/* Private: storage owned by pqpool_config_from_env(); freed by
@@ -177,9 +176,8 @@ typedef const char *(*pqpool_getenv_fn)(void *arg, const char *name);
  * On success the strings in *cfg are owned by cfg: release them with
  * pqpool_config_clear(). Not thread-safe with concurrent setenv(3).
  */
-PQPOOL_API int pqpool_config_from_env(pqpool_config *cfg,
-                                      pqpool_getenv_fn lookup, void *arg,
-                                      char *err, size_t errlen);
+PQPOOL_API int pqpool_config_from_env(pqpool_config *cfg, pqpool_getenv_fn lookup,
+                                      void *arg, char *err, size_t errlen);
 
 /*
  * Frees what pqpool_config_from_env() allocated and resets *cfg to defaults.
@@ -191,8 +189,7 @@ PQPOOL_API void pqpool_config_clear(pqpool_config *cfg);
  * Checks the numeric fields and that conninfo parses. Returns PQPOOL_OK or
  * PQPOOL_EINVAL with the reason in err / pqpool_errmsg().
  */
-PQPOOL_API int pqpool_config_validate(const pqpool_config *cfg, char *err,
-                                      size_t errlen);
+PQPOOL_API int pqpool_config_validate(const pqpool_config *cfg, char *err, size_t errlen);
 
 /*
  * Writes the connection target of conninfo (NULL = the default) as a URL with
@@ -200,8 +197,7 @@ PQPOOL_API int pqpool_config_validate(const pqpool_config *cfg, char *err,
  * Returns the length it needed (excluding the NUL), like snprintf, or
  * PQPOOL_EINVAL when conninfo does not parse (then out holds "(invalid)").
  */
-PQPOOL_API int pqpool_mask_conninfo(const char *conninfo, char *out,
-                                    size_t outlen);
+PQPOOL_API int pqpool_mask_conninfo(const char *conninfo, char *out, size_t outlen);
 
 /* ------------------------------------------------------------------ */
 /* Pool lifecycle                                                       */
@@ -264,11 +260,10 @@ PQPOOL_API int pqpool_maintain(pqpool *pool);
  * timeout's control: use an address or a local resolver when that matters.
  * The macro records the caller's file and line for the lease_warn_ms log.
  */
-#define pqpool_acquire(pool, timeout_ms, out) \
+#define pqpool_acquire(pool, timeout_ms, out)                                            \
 	pqpool_acquire_at((pool), (timeout_ms), (out), __FILE__, __LINE__)
-PQPOOL_API int pqpool_acquire_at(pqpool *pool, int timeout_ms,
-                                 pqpool_conn **out, const char *file,
-                                 int line);
+PQPOOL_API int pqpool_acquire_at(pqpool *pool, int timeout_ms, pqpool_conn **out,
+                                 const char *file, int line);
 
 /*
  * The lease's libpq connection. Borrowed: valid until the lease is released.
@@ -329,8 +324,7 @@ PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
  * On PQPOOL_OK, *res (if not NULL) is owned: PQclear() it.
  */
 PQPOOL_API int pqpool_query(pqpool *pool, const char *sql, int nparams,
-                            const char *const *params, unsigned flags,
-                            PGresult **res);
+                            const char *const *params, unsigned flags, PGresult **res);
 
 /*
  * Caller's function for pqpool_run(): does its work on the lease and returns
@@ -363,8 +357,7 @@ PQPOOL_API int pqpool_conn_fail(pqpool_conn *conn, const PGresult *res);
  * context may be NULL ("operation"). Thread-safe. Blocking.
  * Returns PQPOOL_OK or the last failure's status.
  */
-PQPOOL_API int pqpool_run(pqpool *pool, const char *context, pqpool_fn fn,
-                          void *arg);
+PQPOOL_API int pqpool_run(pqpool *pool, const char *context, pqpool_fn fn, void *arg);
 
 /*
  * Queries without blocking, for hosts with their own event loop (one thread
@@ -407,10 +400,10 @@ typedef enum pqpool_health_status {
 
 typedef struct pqpool_health {
 	pqpool_health_status status;
-	double response_ms;      /* monotonic-clock time of the probe, ms */
-	int connection_count;    /* open connections after the probe */
-	int64_t checked_at_ms;   /* wall clock, ms since the Unix epoch */
-	char error[256];         /* why unhealthy or degraded; "" otherwise */
+	double response_ms;    /* monotonic-clock time of the probe, ms */
+	int connection_count;  /* open connections after the probe */
+	int64_t checked_at_ms; /* wall clock, ms since the Unix epoch */
+	char error[256];       /* why unhealthy or degraded; "" otherwise */
 } pqpool_health;
 
 /* "healthy", "degraded" or "unhealthy". */
@@ -482,12 +475,12 @@ PQPOOL_API double pqpool_hist_quantile(const pqpool_hist *h, double q);
 
 /* Reasons a connection was closed, for the closed-by-reason counters. */
 typedef enum pqpool_close_reason {
-	PQPOOL_CLOSE_IDLE = 0,     /* idle past idle_timeout_ms */
-	PQPOOL_CLOSE_LIFETIME,     /* past its maximum lifetime */
-	PQPOOL_CLOSE_BROKEN,       /* found dead, or broke while leased */
-	PQPOOL_CLOSE_UNCLEAN,      /* released busy, or rollback failed */
-	PQPOOL_CLOSE_DISCARDED,    /* pqpool_discard() */
-	PQPOOL_CLOSE_POOL_CLOSED,  /* pqpool_close() */
+	PQPOOL_CLOSE_IDLE = 0,    /* idle past idle_timeout_ms */
+	PQPOOL_CLOSE_LIFETIME,    /* past its maximum lifetime */
+	PQPOOL_CLOSE_BROKEN,      /* found dead, or broke while leased */
+	PQPOOL_CLOSE_UNCLEAN,     /* released busy, or rollback failed */
+	PQPOOL_CLOSE_DISCARDED,   /* pqpool_discard() */
+	PQPOOL_CLOSE_POOL_CLOSED, /* pqpool_close() */
 	PQPOOL_CLOSE_REASONS
 } pqpool_close_reason;
 
@@ -503,20 +496,20 @@ PQPOOL_API const char *pqpool_close_reason_text(pqpool_close_reason r);
  */
 typedef struct pqpool_stats {
 	int total, active, idle, waiting, max, min;
-	double utilization;        /* active / max * 100 */
+	double utilization; /* active / max * 100 */
 	bool closed;
 
-	uint64_t acquires;         /* successful acquires */
+	uint64_t acquires; /* successful acquires */
 	uint64_t acquire_timeouts;
-	uint64_t acquire_errors;   /* connect failures seen by acquirers */
-	uint64_t opened;           /* connections opened */
+	uint64_t acquire_errors; /* connect failures seen by acquirers */
+	uint64_t opened;         /* connections opened */
 	uint64_t connect_failures;
 	uint64_t closed_by[PQPOOL_CLOSE_REASONS];
-	uint64_t queries;          /* through pqpool_exec / query / health */
+	uint64_t queries; /* through pqpool_exec / query / health */
 	uint64_t query_errors;
-	uint64_t query_timeouts;   /* cancelled at the client deadline */
-	uint64_t rollbacks;        /* transactions rolled back on release */
-	uint64_t retries;          /* extra attempts made by pqpool_run/query */
+	uint64_t query_timeouts; /* cancelled at the client deadline */
+	uint64_t rollbacks;      /* transactions rolled back on release */
+	uint64_t retries;        /* extra attempts made by pqpool_run/query */
 	uint64_t lease_warnings;
 
 	/* errors by SQLSTATE class; class[i] is "08", "23", ..., or "other";
@@ -528,14 +521,14 @@ typedef struct pqpool_stats {
 	double window_s;
 	uint64_t window_queries;
 	double avg_response_ms;
-	double error_rate;         /* percent */
+	double error_rate; /* percent */
 
-	pqpool_hist wait;          /* time to acquire, all acquires */
-	pqpool_hist query;         /* query durations */
-	pqpool_hist connect;       /* time to open a connection */
+	pqpool_hist wait;    /* time to acquire, all acquires */
+	pqpool_hist query;   /* query durations */
+	pqpool_hist connect; /* time to open a connection */
 
-	int64_t last_activity_ms;  /* wall clock of the last acquire/release */
-	int64_t started_ms;        /* wall clock when the pool opened */
+	int64_t last_activity_ms; /* wall clock of the last acquire/release */
+	int64_t started_ms;       /* wall clock when the pool opened */
 } pqpool_stats;
 
 /* Fills *out with a snapshot. Thread-safe, non-blocking (no I/O). */
@@ -543,23 +536,21 @@ PQPOOL_API int pqpool_stats_get(pqpool *pool, pqpool_stats *out);
 
 /* The specification's getPoolStatus(). */
 typedef struct pqpool_pool_status {
-	bool healthy;              /* error_rate < 5 */
-	const char *utilization;   /* "low", "medium", "high" or "critical" */
+	bool healthy;            /* error_rate < 5 */
+	const char *utilization; /* "low", "medium", "high" or "critical" */
 	int n_recommendations;
 	const char *recommendations[4]; /* static strings */
 } pqpool_pool_status;
 
 /* Derives the specification's pool status from a snapshot. Pure. */
-PQPOOL_API void pqpool_pool_status_of(const pqpool_stats *st,
-                                      pqpool_pool_status *out);
+PQPOOL_API void pqpool_pool_status_of(const pqpool_stats *st, pqpool_pool_status *out);
 
 /*
  * Renders the JSON bodies of DESIGN §2. now_ms is the wall clock to print as
  * "timestamp" (0 = now). Returns an owned NUL-terminated string (free()
  * it), or NULL on allocation failure. Pure: no pool access.
  */
-PQPOOL_API char *pqpool_render_metrics_json(const pqpool_stats *st,
-                                            int64_t now_ms);
+PQPOOL_API char *pqpool_render_metrics_json(const pqpool_stats *st, int64_t now_ms);
 PQPOOL_API char *pqpool_render_health_json(const pqpool_health *h);
 
 /*
@@ -592,8 +583,7 @@ PQPOOL_API bool pqpool_sqlstate_retryable(const char *sqlstate);
  * uniformly random delay in [0, min(max_ms, base_ms * 2^(attempt-1))]
  * ("full jitter"). rnd is a random 64-bit value supplied by the caller.
  */
-PQPOOL_API int pqpool_backoff_ms(int attempt, int base_ms, int max_ms,
-                                 uint64_t rnd);
+PQPOOL_API int pqpool_backoff_ms(int attempt, int base_ms, int max_ms, uint64_t rnd);
 
 #ifdef __cplusplus
 }

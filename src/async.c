@@ -45,7 +45,8 @@ int pqpool_send(pqpool *p, const char *sql, int nparams, const char *const *para
 	if (!p || !out || !sql || nparams < 0 || (nparams > 0 && !params)) {
 		if (out)
 			*out = NULL;
-		return pqpool__fail(PQPOOL_EINVAL, "send: NULL pool, SQL, parameters or out");
+		return pqpool__fail(PQPOOL_EINVAL,
+		                    "send: NULL pool, SQL, parameters or out");
 	}
 	return start(p, &q, p->cfg.query_timeout_ms, out);
 }
@@ -98,7 +99,9 @@ int pqpool_poll_timeout_ms(const pqpool_conn *c)
 	if (c->aq_deadline_ns == INT64_MAX)
 		return -1;
 	left = c->aq_deadline_ns - pqpool__now_ns();
-	return left <= 0 ? 0 : left > INT32_MAX / 2 ? INT32_MAX / 2 : (int)((left + 999999) / 1000000);
+	return left <= 0              ? 0
+	       : left > INT32_MAX / 2 ? INT32_MAX / 2
+	                              : (int)((left + 999999) / 1000000);
 }
 
 /* The outcome of the query in flight on c, counted; the lease stays. */
@@ -110,9 +113,10 @@ static int outcome(pqpool_conn *c, PGresult **res)
 		 * cancel (statement_timeout bounds what is left on the server) */
 		PQclear(c->aq_last);
 		c->broken = true;
-		rc = pqpool__fail(PQPOOL_ETIMEDOUT,
-		                  "query: timed out after %lld ms; connection closed",
-		                  (long long)((pqpool__now_ns() - c->aq_t0_ns) / 1000000));
+		rc = pqpool__fail(
+		        PQPOOL_ETIMEDOUT,
+		        "query: timed out after %lld ms; connection closed",
+		        (long long)((pqpool__now_ns() - c->aq_t0_ns) / 1000000));
 	} else {
 		rc = pqpool__result_status(c, c->aq_last, 0, res, "query");
 	}

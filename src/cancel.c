@@ -67,8 +67,10 @@ static int wait_fd(int fd, short events, int64_t deadline_ns)
 		int r;
 		if (left <= 0)
 			return 0;
-		r = poll(&pfd, 1, (int)((left + 999999) / 1000000 > 100000 ? 100000
-		                                                       : (left + 999999) / 1000000));
+		r = poll(&pfd, 1,
+		         (int)((left + 999999) / 1000000 > 100000
+		                       ? 100000
+		                       : (left + 999999) / 1000000));
 		if (r > 0)
 			return 1;
 		if (r < 0 && errno != EINTR)
@@ -102,7 +104,8 @@ int pqpool__cancel_send(const pqpool__cancel_info *ci, int64_t deadline_ns, char
 		int soerr = 0;
 		socklen_t len = sizeof soerr;
 		if (wait_fd(fd, POLLOUT, deadline_ns) <= 0) {
-			snprintf(err, errlen, "cancel: timed out connecting to the server");
+			snprintf(err, errlen,
+			         "cancel: timed out connecting to the server");
 			close(fd);
 			return -1;
 		}

@@ -68,7 +68,8 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 		out[i] = PQconnectStartParams(p->params.keywords, p->params.values, 0);
 		if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) {
 			if (err && !err[0])
-				pqpool__trim_msg(out[i] ? PQerrorMessage(out[i]) : "out of memory",
+				pqpool__trim_msg(out[i] ? PQerrorMessage(out[i])
+				                        : "out of memory",
 				                 err, errlen);
 			PQfinish(out[i]);
 			out[i] = NULL;
@@ -87,10 +88,12 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			if (!out[i] || st[i] == PGRES_POLLING_OK || st[i] == PGRES_POLLING_FAILED)
+			if (!out[i] || st[i] == PGRES_POLLING_OK ||
+			    st[i] == PGRES_POLLING_FAILED)
 				continue;
 			fds[nfd].fd = PQsocket(out[i]);
-			fds[nfd].events = st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+			fds[nfd].events =
+			        st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT;
 			fds[nfd].revents = 0;
 			nfd++;
 		}
@@ -104,7 +107,8 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 			continue;
 		nfd = 0;
 		for (int i = 0; i < n; i++) {
-			if (!out[i] || st[i] == PGRES_POLLING_OK || st[i] == PGRES_POLLING_FAILED)
+			if (!out[i] || st[i] == PGRES_POLLING_OK ||
+			    st[i] == PGRES_POLLING_FAILED)
 				continue;
 			if (fds[nfd++].revents == 0)
 				continue;
@@ -114,7 +118,8 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 				opened++;
 			} else if (st[i] == PGRES_POLLING_FAILED) {
 				if (err && !err[0])
-					pqpool__trim_msg(PQerrorMessage(out[i]), err, errlen);
+					pqpool__trim_msg(PQerrorMessage(out[i]), err,
+					                 errlen);
 				PQfinish(out[i]);
 				out[i] = NULL;
 				pending--;
@@ -130,7 +135,8 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 			PQsetNoticeReceiver(out[i], notice_receiver, p);
 	}
 	if (timed_out && err && !err[0])
-		snprintf(err, errlen, "timed out after %d ms", p->cfg.connection_timeout_ms);
+		snprintf(err, errlen, "timed out after %d ms",
+		         p->cfg.connection_timeout_ms);
 	if (err)
 		pqpool__scrub(err, p->secret);
 	if (fds != stackfds) {

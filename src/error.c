@@ -10,18 +10,30 @@ static __thread char tl_code[6];
 const char *pqpool_strstatus(int status)
 {
 	switch (status) {
-	case PQPOOL_OK: return "ok";
-	case PQPOOL_EINVAL: return "invalid argument or configuration";
-	case PQPOOL_ENOMEM: return "out of memory";
-	case PQPOOL_ETIMEDOUT: return "timed out";
-	case PQPOOL_ECLOSED: return "pool closed";
-	case PQPOOL_ECONNECT: return "could not connect to the database";
-	case PQPOOL_EQUERY: return "the database reported an error";
-	case PQPOOL_ECONNLOST: return "connection to the database lost";
-	case PQPOOL_ECALLBACK: return "the caller's function failed";
-	case PQPOOL_EBUSY: return "leases still out";
-	case PQPOOL_EAGAIN: return "would have to wait";
-	default: return "unknown status";
+	case PQPOOL_OK:
+		return "ok";
+	case PQPOOL_EINVAL:
+		return "invalid argument or configuration";
+	case PQPOOL_ENOMEM:
+		return "out of memory";
+	case PQPOOL_ETIMEDOUT:
+		return "timed out";
+	case PQPOOL_ECLOSED:
+		return "pool closed";
+	case PQPOOL_ECONNECT:
+		return "could not connect to the database";
+	case PQPOOL_EQUERY:
+		return "the database reported an error";
+	case PQPOOL_ECONNLOST:
+		return "connection to the database lost";
+	case PQPOOL_ECALLBACK:
+		return "the caller's function failed";
+	case PQPOOL_EBUSY:
+		return "leases still out";
+	case PQPOOL_EAGAIN:
+		return "would have to wait";
+	default:
+		return "unknown status";
 	}
 }
 

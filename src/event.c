@@ -33,8 +33,8 @@ int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns)
 		ts.tv_nsec = deadline_ns % 1000000000;
 		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline,
 		 * so spurious wake-ups do not stretch the wait. */
-		if (syscall(SYS_futex, &ev->word, FUTEX_WAIT_BITSET_PRIVATE, 0, &ts,
-		            NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
+		if (syscall(SYS_futex, &ev->word, FUTEX_WAIT_BITSET_PRIVATE, 0, &ts, NULL,
+		            FUTEX_BITSET_MATCH_ANY) == -1 &&
 		    errno == ETIMEDOUT)
 			return atomic_load_explicit(&ev->word, memory_order_acquire) != 0;
 	}

@@ -20,7 +20,8 @@ static int wait_readable(PGconn *pg, int64_t deadline_ns)
 		int r, ms;
 		if (left <= 0)
 			return 0;
-		ms = left > (int64_t)1000000 * 1000000 ? 1000000 : (int)((left + 999999) / 1000000);
+		ms = left > (int64_t)1000000 * 1000000 ? 1000000
+		                                       : (int)((left + 999999) / 1000000);
 		r = poll(&pfd, 1, ms);
 		if (r > 0)
 			return 1;
@@ -76,12 +77,19 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 					c->broken = true;
 					PQclear(last);
 					return pqpool__fail(
-					        PQPOOL_ETIMEDOUT, "%s: timed out after %lld ms%s; connection closed",
-					        what, (long long)((pqpool__now_ns() - t0) / 1000000),
-					        cancelled ? ", no answer to the cancel request" : "");
+					        PQPOOL_ETIMEDOUT,
+					        "%s: timed out after %lld ms%s; "
+					        "connection closed",
+					        what,
+					        (long long)((pqpool__now_ns() - t0) /
+					                    1000000),
+					        cancelled ? ", no answer to the cancel "
+					                    "request"
+					                  : "");
 				}
 				cancelled = true;
-				deadline_ns = pqpool__now_ns() + (int64_t)grace_ms * 1000000;
+				deadline_ns =
+				        pqpool__now_ns() + (int64_t)grace_ms * 1000000;
 				cancel_query(c, deadline_ns);
 				continue;
 			}
@@ -100,10 +108,11 @@ int pqpool__wait_result(struct pqpool_conn *c, int64_t deadline_ns, int grace_ms
 			PQclear(r);
 			PQclear(last);
 			c->broken = true;
-			return pqpool__fail(PQPOOL_EINVAL,
-			                    "%s: COPY is not supported here; use libpq on "
-			                    "pqpool_conn_pg()",
-			                    what);
+			return pqpool__fail(
+			        PQPOOL_EINVAL,
+			        "%s: COPY is not supported here; use libpq on "
+			        "pqpool_conn_pg()",
+			        what);
 		default:
 			pqpool__keep_result(&last, r);
 		}
@@ -152,8 +161,9 @@ int pqpool__result_status(struct pqpool_conn *c, PGresult *last, int64_t cancell
 		}
 		if (cancelled_t0 && state && strcmp(state, "57014") == 0) {
 			status = pqpool__fail_code(
-			        PQPOOL_ETIMEDOUT, state, "%s: cancelled after %lld ms (DB_QUERY_TIMEOUT)",
-			        what, (long long)((pqpool__now_ns() - cancelled_t0) / 1000000));
+			        PQPOOL_ETIMEDOUT, state,
+			        "%s: cancelled after %lld ms (DB_QUERY_TIMEOUT)", what,
+			        (long long)((pqpool__now_ns() - cancelled_t0) / 1000000));
 			break;
 		}
 		pqpool__trim_msg(PQresultErrorMessage(last), msg, sizeof msg);
@@ -259,7 +269,8 @@ static bool stale_statement(struct pqpool_conn *c)
 		return false;
 	return strcmp(code, "26000") == 0 ||
 	       (strcmp(code, "0A000") == 0 &&
-	        strstr(pqpool_errmsg(), "cached plan must not change result type") != NULL);
+	        strstr(pqpool_errmsg(), "cached plan must not change result type") !=
+	                NULL);
 }
 
 static int exec_prepared(struct pqpool_conn *c, const char *sql, int nparams,
@@ -277,8 +288,10 @@ static int exec_prepared(struct pqpool_conn *c, const char *sql, int nparams,
 	if (!e->sql) {
 		char *copy;
 		if (c->stmts->n >= PQPOOL__STMT_MAX) /* full: this one goes unnamed */
-			return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
-			               ? pqpool__wait_result(c, deadline_ns, grace_ms, r, "query")
+			return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL,
+			                         NULL, 0)
+			               ? pqpool__wait_result(c, deadline_ns, grace_ms, r,
+			                                     "query")
 			               : send_failed(c, "query");
 		if (!(copy = strdup(sql)))
 			return pqpool__fail(PQPOOL_ENOMEM, "query: out of memory");
@@ -308,11 +321,13 @@ static int exec_prepared(struct pqpool_conn *c, const char *sql, int nparams,
 			char sqlbuf[64];
 			snprintf(sqlbuf, sizeof sqlbuf, "DEALLOCATE %s", name);
 			if (PQsendQuery(c->pg, sqlbuf))
-				pqpool__wait_result(c, deadline_ns, grace_ms, NULL, "deallocate");
+				pqpool__wait_result(c, deadline_ns, grace_ms, NULL,
+				                    "deallocate");
 		}
-		pqpool__log(c->pool, PQPOOL_LOG_INFO, "prepared statement %s was stale; preparing it again",
-		            name);
-		return exec_prepared(c, sql, nparams, params, r, deadline_ns, grace_ms, true);
+		pqpool__log(c->pool, PQPOOL_LOG_INFO,
+		            "prepared statement %s was stale; preparing it again", name);
+		return exec_prepared(c, sql, nparams, params, r, deadline_ns, grace_ms,
+		                     true);
 	}
 	return st;
 }
@@ -341,9 +356,11 @@ int pqpool__send_query(struct pqpool_conn *c, const pqpool__qreq *q, bool *prepa
 	}
 	if (e) {
 		snprintf(name, sizeof name, "pqpool_%u", e->id);
-		ok = PQsendQueryPrepared(c->pg, name, q->nparams, q->params, NULL, NULL, 0);
+		ok = PQsendQueryPrepared(c->pg, name, q->nparams, q->params, NULL, NULL,
+		                         0);
 	} else {
-		ok = PQsendQueryParams(c->pg, sql, q->nparams, NULL, q->params, NULL, NULL, 0);
+		ok = PQsendQueryParams(c->pg, sql, q->nparams, NULL, q->params, NULL,
+		                       NULL, 0);
 	}
 	return ok ? PQPOOL_OK : send_failed(c, "query");
 }
@@ -352,14 +369,17 @@ int pqpool__send_params(struct pqpool_conn *c, const pqpool__qreq *q)
 {
 	int ok;
 	if (c->pool->cfg.prepare) {
-		pqpool__stmt *e = c->stmts ? stmt_find(c->stmts, q->sql, fnv1a(q->sql)) : NULL;
+		pqpool__stmt *e =
+		        c->stmts ? stmt_find(c->stmts, q->sql, fnv1a(q->sql)) : NULL;
 		char name[32];
 		if (!e || !e->sql)
 			return PQPOOL_EAGAIN; /* first use here: the waiter prepares it */
 		snprintf(name, sizeof name, "pqpool_%u", e->id);
-		ok = PQsendQueryPrepared(c->pg, name, q->nparams, q->params, NULL, NULL, 0);
+		ok = PQsendQueryPrepared(c->pg, name, q->nparams, q->params, NULL, NULL,
+		                         0);
 	} else {
-		ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0);
+		ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->params, NULL,
+		                       NULL, 0);
 	}
 	return ok ? PQPOOL_OK : send_failed(c, "query");
 }
@@ -431,9 +451,11 @@ int pqpool__exec(struct pqpool_conn *c, const char *sql, int nparams,
 		deadline_ns = c->deadline_cap_ns;
 	/* text parameters, text results */
 	if (c->pool->cfg.prepare)
-		status = exec_prepared(c, sql, nparams, params, &r, deadline_ns, grace_ms, false);
+		status = exec_prepared(c, sql, nparams, params, &r, deadline_ns, grace_ms,
+		                       false);
 	else if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
-		status = send_failed(c, "query"); /* the unnamed statement, as PQexecParams */
+		status = send_failed(
+		        c, "query"); /* the unnamed statement, as PQexecParams */
 	else
 		status = pqpool__wait_result(c, deadline_ns, grace_ms, &r, "query");
 	return counted(c, t0, status, r, res);
@@ -455,8 +477,8 @@ int pqpool_conn_fail(pqpool_conn *c, const PGresult *res)
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		status = pqpool__conn_lost(c, "query", state);
 	} else {
-		pqpool__trim_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), msg,
-		                 sizeof msg);
+		pqpool__trim_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg),
+		                 msg, sizeof msg);
 		status = pqpool__fail_code(PQPOOL_EQUERY, state, "query: %s",
 		                           msg[0] ? msg : "failed");
 	}

@@ -63,12 +63,15 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 		qdeadline = deadline;
 		/* the query deadline is the earlier of the probe's and the query's */
 		if (p->cfg.query_timeout_ms > 0 &&
-		    pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000 < qdeadline)
-			qdeadline = pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000;
+		    pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000 <
+		            qdeadline)
+			qdeadline = pqpool__now_ns() +
+			            (int64_t)p->cfg.query_timeout_ms * 1000000;
 		/* no grace past the deadline: a probe must answer in time */
 		rc = pqpool__exec(c, p->health_query, 0, NULL, NULL, qdeadline, 0);
 		pqpool_release(c);
-		if (rc != PQPOOL_ECONNLOST || attempt >= 3 || pqpool__now_ns() >= deadline)
+		if (rc != PQPOOL_ECONNLOST || attempt >= 3 ||
+		    pqpool__now_ns() >= deadline)
 			break;
 		pthread_mutex_lock(&p->stats_mu);
 		p->retries++;
@@ -91,8 +94,9 @@ void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *
 	h->connection_count = st.total;
 	if (rc != PQPOOL_OK)
 		return;
-	h->status = pqpool__judge_health(h->response_ms, p->cfg.health_slow_ms, st.waiting,
-	                                 st.error_rate, st.window_s, h->error, sizeof h->error);
+	h->status = pqpool__judge_health(h->response_ms, p->cfg.health_slow_ms,
+	                                 st.waiting, st.error_rate, st.window_s, h->error,
+	                                 sizeof h->error);
 }
 
 pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int waiting,
@@ -105,11 +109,13 @@ pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int w
 		return PQPOOL_DEGRADED;
 	}
 	if (waiting > 0) {
-		snprintf(why, whylen, "saturated: %d caller(s) waiting for a connection", waiting);
+		snprintf(why, whylen, "saturated: %d caller(s) waiting for a connection",
+		         waiting);
 		return PQPOOL_DEGRADED;
 	}
 	if (error_rate >= 5.0) {
-		snprintf(why, whylen, "errors: %.1f %% of queries failed in the last %.0f s",
+		snprintf(why, whylen,
+		         "errors: %.1f %% of queries failed in the last %.0f s",
 		         error_rate, window_s);
 		return PQPOOL_DEGRADED;
 	}
@@ -130,7 +136,8 @@ static void waited_out(struct pqpool *p, int64_t t0, int timeout_ms, pqpool_heal
 	pqpool__stats_quick(p, &st); /* we are pinned */
 	h->connection_count = st.total;
 	snprintf(h->error, sizeof h->error,
-	         "health: timed out after %d ms waiting for the probe in flight", timeout_ms);
+	         "health: timed out after %d ms waiting for the probe in flight",
+	         timeout_ms);
 }
 
 int pqpool_check_health_within(pqpool *p, int timeout_ms, pqpool_health *out)
@@ -153,11 +160,13 @@ int pqpool_check_health_within(pqpool *p, int timeout_ms, pqpool_health *out)
 		/* a probe is in flight: its result is as fresh as ours would be.
 		 * It is bounded by its own timeout; we wait no longer than ours. */
 		int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
-		struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+		struct timespec ts = {(time_t)(deadline / 1000000000),
+		                      (long)(deadline % 1000000000)};
 		bool late = false;
 		gen = p->health_gen;
 		while (p->health_gen == gen && !late)
-			late = pthread_cond_timedwait(&p->health_cv, &p->health_mu, &ts) == ETIMEDOUT &&
+			late = pthread_cond_timedwait(&p->health_cv, &p->health_mu,
+			                              &ts) == ETIMEDOUT &&
 			       p->health_gen == gen;
 		if (late)
 			waited_out(p, t0, timeout_ms, out);

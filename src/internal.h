@@ -10,25 +10,25 @@
 #include <stdint.h>
 
 #define PQPOOL__CACHELINE 64
-#define PQPOOL__ERRLEN 512
+#define PQPOOL__ERRLEN    512
 
 /* ---- clock.c: monotonic and wall clocks ---- */
-int64_t pqpool__now_ns(void);          /* CLOCK_MONOTONIC, ns */
-int64_t pqpool__now_coarse_ms(void);   /* CLOCK_MONOTONIC_COARSE, ms; cheap */
-int64_t pqpool__wall_ms(void);         /* CLOCK_REALTIME, ms since epoch */
-uint64_t pqpool__rand64(void);         /* per-thread xorshift, not crypto */
-/* Formats wall ms as ISO 8601 UTC with milliseconds into out[64] ("...T14:00:00.000Z"). */
+int64_t pqpool__now_ns(void);        /* CLOCK_MONOTONIC, ns */
+int64_t pqpool__now_coarse_ms(void); /* CLOCK_MONOTONIC_COARSE, ms; cheap */
+int64_t pqpool__wall_ms(void);       /* CLOCK_REALTIME, ms since epoch */
+uint64_t pqpool__rand64(void);       /* per-thread xorshift, not crypto */
+/* Formats wall ms as ISO 8601 UTC with milliseconds into out[64] ("...T14:00:00.000Z").
+ */
 void pqpool__iso8601(int64_t wall_ms, char out[64]);
 
 /* ---- error.c: thread-local last error ---- */
 /* Sets this thread's last error (printf-style) and returns status. The text
  * must already be free of secrets. */
-int pqpool__fail(int status, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int pqpool__fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same with a SQLSTATE (may be NULL). */
 int pqpool__fail_code(int status, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void pqpool__ok(void);  /* clears this thread's last error */
+        __attribute__((format(printf, 3, 4)));
+void pqpool__ok(void); /* clears this thread's last error */
 /* Copies a libpq message, trimmed of trailing newlines, into out. */
 void pqpool__trim_msg(const char *msg, char *out, size_t outlen);
 
@@ -41,12 +41,12 @@ void pqpool__trim_msg(const char *msg, char *out, size_t outlen);
 typedef struct pqpool__params {
 	const char **keywords;
 	const char **values;
-	char *masked;       /* the URL with the password masked, for messages */
-	void *storage_;     /* backing allocation */
+	char *masked;   /* the URL with the password masked, for messages */
+	void *storage_; /* backing allocation */
 } pqpool__params;
 
-int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out,
-                         char *err, size_t errlen);
+int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *err,
+                         size_t errlen);
 void pqpool__params_free(pqpool__params *p);
 /* Replaces any occurrence of the password of conninfo in msg by "****".
  * Used on messages from libpq that might echo part of the input. */
@@ -66,9 +66,9 @@ int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns);
 /* ---- cancel.c: cancel requests with a deadline ---- */
 #include <sys/socket.h>
 typedef struct pqpool__cancel_info {
-	struct sockaddr_storage addr;    /* the server's address */
+	struct sockaddr_storage addr; /* the server's address */
 	socklen_t addrlen;
-	int pid, key;                    /* the backend's PID and secret key */
+	int pid, key; /* the backend's PID and secret key */
 	bool valid;
 } pqpool__cancel_info;
 /* Reads what a cancel request for pg needs. False when unavailable. */
@@ -82,8 +82,8 @@ int pqpool__cancel_send(const pqpool__cancel_info *ci, int64_t deadline_ns, char
 /* Bucket index for a duration in ns (see pqpool_hist_bounds_ms). */
 int pqpool__hist_bucket(int64_t ns);
 
-#define PQPOOL__WIN_SLOTS 12     /* window buckets */
-#define PQPOOL__WIN_SPAN_S 5     /* seconds per bucket: a 60 s window */
+#define PQPOOL__WIN_SLOTS  12 /* window buckets */
+#define PQPOOL__WIN_SPAN_S 5  /* seconds per bucket: a 60 s window */
 
 /* Per-slot query statistics, written only by the lease holder with relaxed
  * atomics and summed by pqpool_stats_get(): no shared cache line per query. */
@@ -97,7 +97,7 @@ typedef struct pqpool__qstats {
 	_Atomic uint64_t sum_ns;
 	_Atomic uint64_t hist[PQPOOL_HIST_BUCKETS];
 	struct {
-		_Atomic int64_t epoch;   /* now_s / SPAN of this bucket */
+		_Atomic int64_t epoch; /* now_s / SPAN of this bucket */
 		_Atomic uint64_t n, err, sum_ns;
 	} win[PQPOOL__WIN_SLOTS];
 } pqpool__qstats;
@@ -105,11 +105,11 @@ typedef struct pqpool__qstats {
 /* Statements prepared on one connection: an open-addressing table keyed by
  * the SQL text. Allocated on first use, freed with the connection. */
 #define PQPOOL__STMT_SLOTS 256
-#define PQPOOL__STMT_MAX 128
+#define PQPOOL__STMT_MAX   128
 typedef struct pqpool__stmt {
 	uint64_t hash;
-	char *sql;                       /* owned; NULL = free entry */
-	unsigned id;                     /* the statement is named pqpool_<id> */
+	char *sql;   /* owned; NULL = free entry */
+	unsigned id; /* the statement is named pqpool_<id> */
 } pqpool__stmt;
 typedef struct pqpool__stmts {
 	int n;
@@ -119,8 +119,7 @@ typedef struct pqpool__stmts {
 void pqpool__stmts_free(pqpool__stmts *st);
 
 /* Records one query outcome in a slot's statistics. */
-void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns,
-                        bool error);
+void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool error);
 
 /* ---- the pool ---- */
 
@@ -134,12 +133,7 @@ void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns,
  *   BUSY -> IDLE            store by the holder
  * Whoever moved a slot to OPENING or BUSY owns it until it moves it on.
  * pool->nopen counts slots not EMPTY and changes only under pool->mu. */
-enum {
-	SLOT_EMPTY = 0,
-	SLOT_OPENING = 1,
-	SLOT_IDLE = 2,
-	SLOT_BUSY = 3
-};
+enum { SLOT_EMPTY = 0, SLOT_OPENING = 1, SLOT_IDLE = 2, SLOT_BUSY = 3 };
 
 /* A statement to send: its text and text parameters, borrowed. A waiter of
  * pqpool_query carries one so that the releaser that grants it a connection
@@ -156,36 +150,35 @@ struct pqpool_conn {
 	int index;
 	struct pqpool *pool;
 	PGconn *pg;
-	pqpool__cancel_info ci;          /* to cancel its query from any thread */
-	int fd_dup;                      /* our own descriptor of its socket, so
-	                                  * that close can shut it down without
-	                                  * touching the PGconn; -1 if none */
-	int64_t deadline_cap_ns;         /* pqpool_run's overall deadline; 0 none */
-	pqpool__stmts *stmts;            /* prepared statements of this connection */
+	pqpool__cancel_info ci;  /* to cancel its query from any thread */
+	int fd_dup;              /* our own descriptor of its socket, so
+	                          * that close can shut it down without
+	                          * touching the PGconn; -1 if none */
+	int64_t deadline_cap_ns; /* pqpool_run's overall deadline; 0 none */
+	pqpool__stmts *stmts;    /* prepared statements of this connection */
 	/* a non-blocking query in progress on this lease (async.c): what was
 	 * sent (borrowed from the caller until finished), when, its deadline */
 	pqpool__qreq aq;
 	int64_t aq_t0_ns, aq_deadline_ns;
 	PGresult *aq_last;
 	bool aq_done, aq_preparing;
-	struct pqpool_conn *next;        /* on a to-close list, while owned */
-	int64_t created_ms;              /* coarse monotonic */
-	int64_t checked_ms;              /* last liveness check that passed */
-	int64_t expires_ms;              /* lifetime end, with jitter; 0 = never */
-	_Atomic int64_t released_ms;     /* coarse monotonic, last release */
-	_Atomic int64_t acquired_ms;     /* coarse monotonic, current lease */
-	const char *_Atomic acq_file;    /* where the current lease was taken */
+	struct pqpool_conn *next;     /* on a to-close list, while owned */
+	int64_t created_ms;           /* coarse monotonic */
+	int64_t checked_ms;           /* last liveness check that passed */
+	int64_t expires_ms;           /* lifetime end, with jitter; 0 = never */
+	_Atomic int64_t released_ms;  /* coarse monotonic, last release */
+	_Atomic int64_t acquired_ms;  /* coarse monotonic, current lease */
+	const char *_Atomic acq_file; /* where the current lease was taken */
 	_Atomic int acq_line;
-	_Atomic bool warned;             /* lease_warn logged for this lease */
-	bool broken;                     /* saw the connection break: close it */
-	int last_status;                 /* of the last failed call on the lease */
+	_Atomic bool warned; /* lease_warn logged for this lease */
+	bool broken;         /* saw the connection break: close it */
+	int last_status;     /* of the last failed call on the lease */
 	char last_sqlstate[6];
-	_Atomic uint64_t acquires;       /* leases of this slot, ever */
+	_Atomic uint64_t acquires; /* leases of this slot, ever */
 	pqpool__qstats q;
 } __attribute__((aligned(PQPOOL__CACHELINE)));
 
 enum grant_kind { GRANT_NONE = 0, GRANT_SLOT, GRANT_CAPACITY, GRANT_CLOSED, GRANT_SENT };
-
 
 /* What such a waiter sleeps on (pool.c; one per thread, made on first
  * need): an epoll set with an eventfd in it; its granter arms the granted
@@ -200,14 +193,14 @@ typedef struct pqpool__waiter {
 	struct pqpool__waiter *next;
 	/* A queued waiter holds one of pool->users; its granter gives it up,
 	 * since the waiter then owns a slot (or is told the pool closed). */
-	_Atomic int kind;                /* enum grant_kind */
+	_Atomic int kind; /* enum grant_kind */
 	struct pqpool_conn *slot;
-	pqpool__event ev;                /* plain waiters sleep on this */
+	pqpool__event ev; /* plain waiters sleep on this */
 	/* query waiters: what to send, where they sleep, when it was sent */
 	const pqpool__qreq *q;
 	pqpool__tctx *ctx;
-	_Atomic int signaled;            /* the grant is complete */
-	_Atomic int done;                /* its granter touches w no more */
+	_Atomic int signaled; /* the grant is complete */
+	_Atomic int done;     /* its granter touches w no more */
 	int64_t sent_ns;
 } pqpool__waiter;
 
@@ -215,13 +208,13 @@ typedef struct pqpool__waiter {
 
 struct pqpool {
 	/* read-mostly after open */
-	pqpool_config cfg;               /* copy; strings point into own storage */
+	pqpool_config cfg; /* copy; strings point into own storage */
 	char *health_query;
 	pqpool__params params;
-	const char *secret;              /* the password, for scrubbing */
-	struct pqpool_conn *slots;       /* cfg.pool_max of them */
+	const char *secret;        /* the password, for scrubbing */
+	struct pqpool_conn *slots; /* cfg.pool_max of them */
 	int nslots;
-	uint64_t id;                     /* unique per pool, for thread hints */
+	uint64_t id; /* unique per pool, for thread hints */
 	int64_t started_wall_ms;
 	int64_t started_mono_ms;
 
@@ -241,16 +234,16 @@ struct pqpool {
 	_Atomic int64_t grow_hold_until_ms;
 
 	pthread_mutex_t mu __attribute__((aligned(PQPOOL__CACHELINE)));
-	pqpool__waiter *whead, *wtail;   /* FIFO of waiters */
+	pqpool__waiter *whead, *wtail; /* FIFO of waiters */
 	int nwaiting;
-	int nopen;                       /* slots not EMPTY */
-	bool closed;                     /* under mu; mirrored in CLOSED_BIT */
-	bool zombie;                     /* close gave up; freed by the last one */
-	bool freeing;                    /* someone is freeing it */
-	int users;                       /* threads inside calls that may block
-	                                  * without owning a slot (slow acquire,
-	                                  * health, run, query, maintain, stats) */
-	pthread_cond_t drained;          /* closed: a slot emptied, a user left */
+	int nopen;              /* slots not EMPTY */
+	bool closed;            /* under mu; mirrored in CLOSED_BIT */
+	bool zombie;            /* close gave up; freed by the last one */
+	bool freeing;           /* someone is freeing it */
+	int users;              /* threads inside calls that may block
+	                         * without owning a slot (slow acquire,
+	                         * health, run, query, maintain, stats) */
+	pthread_cond_t drained; /* closed: a slot emptied, a user left */
 
 	/* rare-path statistics */
 	pthread_mutex_t stats_mu;
@@ -276,7 +269,7 @@ struct pqpool {
 void pqpool__pin(struct pqpool *p);
 void pqpool__unpin(struct pqpool *p);
 void pqpool__log(struct pqpool *p, pqpool_log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* health.c: healthy, or degraded with the reason in why, for a probe that
  * succeeded. Pure. */
 pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int waiting,
@@ -294,8 +287,8 @@ void pqpool__hist_add(pqpool_hist *h, int64_t ns);
 /* Opens n connections in parallel, each within deadline_ns (monotonic).
  * out[i] is an open PGconn or NULL; err gets the first failure's message
  * (scrubbed). Returns how many opened. No locks held. */
-int pqpool__connect_many(struct pqpool *p, int n, PGconn **out,
-                         int64_t deadline_ns, char *err, size_t errlen);
+int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline_ns,
+                         char *err, size_t errlen);
 /* Cheap liveness check of an idle connection: no round trip unless the
  * server sent something. Returns true when it looks usable. */
 bool pqpool__conn_alive(PGconn *pg);

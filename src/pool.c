@@ -334,7 +334,8 @@ static void finish_pending(struct pqpool *p, pending *pd)
 		 * frame, where w lives, is gone */
 		pqpool__waiter *next = w->next;
 		if (!(w->q && w->ctx &&
-		      atomic_load_explicit(&w->kind, memory_order_relaxed) == GRANT_SLOT &&
+		      atomic_load_explicit(&w->kind, memory_order_relaxed) ==
+		              GRANT_SLOT &&
 		      presend(p, w)))
 			signal_waiter(w);
 		w = next;
@@ -409,7 +410,10 @@ static void slot_attach(struct pqpool *p, struct pqpool_conn *s, PGconn *pg, int
 	if (life > 0) {
 		/* up to 10 % shorter, at random, so that connections opened together
 		 * do not all reconnect together */
-		int64_t jitter = life / 10 > 0 ? (int64_t)(pqpool__rand64() % (uint64_t)(life / 10 + 1)) : 0;
+		int64_t jitter =
+		        life / 10 > 0
+		                ? (int64_t)(pqpool__rand64() % (uint64_t)(life / 10 + 1))
+		                : 0;
 		s->expires_ms = now + life - jitter;
 	}
 	s->broken = false;
@@ -538,7 +542,8 @@ int pqpool_open(const pqpool_config *cfg_in, pqpool **out)
 	p->cfg.priv_ = NULL;
 	p->cfg.conninfo = p->cfg.ssl_mode = p->cfg.ssl_cert = p->cfg.ssl_key =
 	        p->cfg.ssl_root_cert = NULL; /* only p->params is used from here */
-	p->health_query = strdup(cfg_in->health_query ? cfg_in->health_query : "SELECT 1");
+	p->health_query =
+	        strdup(cfg_in->health_query ? cfg_in->health_query : "SELECT 1");
 	p->cfg.health_query = p->health_query;
 	p->nslots = cfg_in->pool_max;
 	sz = (size_t)p->nslots * sizeof *p->slots;
@@ -590,16 +595,17 @@ int pqpool_open(const pqpool_config *cfg_in, pqpool **out)
 	if (st != PQPOOL_OK && p->cfg.fail_fast) {
 		snprintf(err, sizeof err, "%s", pqpool_errmsg());
 		pqpool_close(p, 0);
-		return pqpool__fail(st == PQPOOL_ENOMEM ? st : PQPOOL_ECONNECT, "pqpool_open: %s",
-		                    err);
+		return pqpool__fail(st == PQPOOL_ENOMEM ? st : PQPOOL_ECONNECT,
+		                    "pqpool_open: %s", err);
 	}
 	if (st != PQPOOL_OK)
 		pqpool__log(p, PQPOOL_LOG_WARN,
 		            "pool open without connections to %s (will retry on use): %s",
 		            p->params.masked, pqpool_errmsg());
 	else
-		pqpool__log(p, PQPOOL_LOG_INFO, "pool open: %d connection(s) to %s (max %d)",
-		            p->nopen, p->params.masked, p->nslots);
+		pqpool__log(p, PQPOOL_LOG_INFO,
+		            "pool open: %d connection(s) to %s (max %d)", p->nopen,
+		            p->params.masked, p->nslots);
 	*out = p;
 	pqpool__ok();
 	return PQPOOL_OK;
@@ -676,10 +682,11 @@ int pqpool_close(pqpool *p, int drain_ms)
 		pqpool__cancel_send(&cis[i], deadline, err, sizeof err);
 	}
 	free(cis);
-	return pqpool__fail(PQPOOL_EBUSY,
-	                    "pqpool_close: %d connection(s) still in use after %d ms; their "
-	                    "queries were cancelled and their sockets shut down",
-	                    left, drain_ms);
+	return pqpool__fail(
+	        PQPOOL_EBUSY,
+	        "pqpool_close: %d connection(s) still in use after %d ms; their "
+	        "queries were cancelled and their sockets shut down",
+	        left, drain_ms);
 }
 
 /* ---- upkeep ---- */
@@ -707,26 +714,33 @@ static void reap(struct pqpool *p, int64_t now)
 		if (st == SLOT_IDLE) {
 			bool expired = s->expires_ms && now >= s->expires_ms;
 			bool idle = idle_to > 0 && keep > p->cfg.pool_min &&
-			            now - atomic_load_explicit(&s->released_ms, memory_order_relaxed) >=
+			            now - atomic_load_explicit(&s->released_ms,
+			                                       memory_order_relaxed) >=
 			                    idle_to;
 			int want = SLOT_IDLE;
 			if ((expired || idle) && !p->closed &&
 			    atomic_compare_exchange_strong(&s->state, &want, SLOT_BUSY)) {
-				struct pqpool_conn **list = expired ? &old_victims : &idle_victims;
+				struct pqpool_conn **list =
+				        expired ? &old_victims : &idle_victims;
 				s->next = *list;
 				*list = s;
 				keep--;
 			}
 		} else if (st == SLOT_BUSY && warn_ms > 0 && nwarn < 8) {
-			int64_t at = atomic_load_explicit(&s->acquired_ms, memory_order_relaxed);
-			if (at > 0 && now - at >= warn_ms && !atomic_exchange(&s->warned, true)) {
+			int64_t at = atomic_load_explicit(&s->acquired_ms,
+			                                  memory_order_relaxed);
+			if (at > 0 && now - at >= warn_ms &&
+			    !atomic_exchange(&s->warned, true)) {
 				/* the lease may have changed hands since we read `at` */
-				if (atomic_load_explicit(&s->acquired_ms, memory_order_relaxed) != at) {
+				if (atomic_load_explicit(&s->acquired_ms,
+				                         memory_order_relaxed) != at) {
 					atomic_store(&s->warned, false);
 					continue;
 				}
-				warn[nwarn].file = atomic_load_explicit(&s->acq_file, memory_order_relaxed);
-				warn[nwarn].line = atomic_load_explicit(&s->acq_line, memory_order_relaxed);
+				warn[nwarn].file = atomic_load_explicit(
+				        &s->acq_file, memory_order_relaxed);
+				warn[nwarn].line = atomic_load_explicit(
+				        &s->acq_line, memory_order_relaxed);
 				warn[nwarn].held = now - at;
 				nwarn++;
 			}
@@ -739,10 +753,11 @@ static void reap(struct pqpool *p, int64_t now)
 		pthread_mutex_unlock(&p->stats_mu);
 	}
 	for (int i = 0; i < nwarn; i++)
-		pqpool__log(p, PQPOOL_LOG_WARN,
-		            "lease held for %lld ms (DB_LEASE_WARN=%d), acquired at %s:%d",
-		            (long long)warn[i].held, warn_ms, warn[i].file ? warn[i].file : "?",
-		            warn[i].line);
+		pqpool__log(
+		        p, PQPOOL_LOG_WARN,
+		        "lease held for %lld ms (DB_LEASE_WARN=%d), acquired at %s:%d",
+		        (long long)warn[i].held, warn_ms,
+		        warn[i].file ? warn[i].file : "?", warn[i].line);
 	close_list(p, idle_victims, PQPOOL_CLOSE_IDLE);
 	close_list(p, old_victims, PQPOOL_CLOSE_LIFETIME);
 }
@@ -798,7 +813,8 @@ static int refill(struct pqpool *p)
 		return PQPOOL_OK;
 	}
 	opened = open_into(p, claimed, n, false,
-	                   pqpool__now_ns() + (int64_t)p->cfg.connection_timeout_ms * 1000000,
+	                   pqpool__now_ns() +
+	                           (int64_t)p->cfg.connection_timeout_ms * 1000000,
 	                   err, sizeof err);
 	if (claimed != stackslots)
 		free(claimed);
@@ -838,7 +854,8 @@ static int unfit(struct pqpool *p, struct pqpool_conn *s, int64_t now)
 		return -1;
 	if (!pqpool__conn_alive(s->pg)) {
 		pqpool__log(p, PQPOOL_LOG_INFO,
-		            "connection found closed by the server (idle %lld ms); replacing it",
+		            "connection found closed by the server (idle %lld ms); "
+		            "replacing it",
 		            (long long)idle_for);
 		return PQPOOL_CLOSE_BROKEN;
 	}
@@ -852,7 +869,8 @@ static void lease_begin(struct pqpool_conn *s, int64_t now, const char *file, in
 	atomic_store_explicit(&s->acq_line, line, memory_order_relaxed);
 	atomic_store_explicit(&s->acquired_ms, now > 0 ? now : 1, memory_order_relaxed);
 	atomic_store_explicit(&s->acquires,
-	                      atomic_load_explicit(&s->acquires, memory_order_relaxed) + 1,
+	                      atomic_load_explicit(&s->acquires, memory_order_relaxed) +
+	                              1,
 	                      memory_order_relaxed);
 	s->last_status = 0;
 	s->last_sqlstate[0] = '\0';
@@ -867,13 +885,15 @@ static void record_wait(struct pqpool_conn *s, int64_t t0)
 	pqpool__qstats *q = &s->q;
 	if (ns < 0)
 		ns = 0;
-	atomic_store_explicit(&q->slow_acquires,
-	                      atomic_load_explicit(&q->slow_acquires, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
-	atomic_store_explicit(&q->wait_sum_ns,
-	                      atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed) +
-	                              (uint64_t)ns,
-	                      memory_order_relaxed);
+	atomic_store_explicit(
+	        &q->slow_acquires,
+	        atomic_load_explicit(&q->slow_acquires, memory_order_relaxed) + 1,
+	        memory_order_relaxed);
+	atomic_store_explicit(
+	        &q->wait_sum_ns,
+	        atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed) +
+	                (uint64_t)ns,
+	        memory_order_relaxed);
 	atomic_store_explicit(&q->wait_hist[pqpool__hist_bucket(ns)],
 	                      atomic_load_explicit(&q->wait_hist[pqpool__hist_bucket(ns)],
 	                                           memory_order_relaxed) +
@@ -911,13 +931,15 @@ static int open_for_lease(struct pqpool *p, struct pqpool_conn *s, int64_t t0,
 		 * again. */
 		atomic_fetch_add(&p->acquire_errors, 1);
 		if (pqpool__now_ns() >= deadline)
-			st = pqpool__fail(PQPOOL_ECONNECT,
-			                  "acquire: could not connect to %s within %lld ms "
-			                  "(DB_CONNECTION_TIMEOUT): %s",
-			                  p->params.masked,
-			                  (long long)((pqpool__now_ns() - t0) / 1000000), err);
+			st = pqpool__fail(
+			        PQPOOL_ECONNECT,
+			        "acquire: could not connect to %s within %lld ms "
+			        "(DB_CONNECTION_TIMEOUT): %s",
+			        p->params.masked,
+			        (long long)((pqpool__now_ns() - t0) / 1000000), err);
 		else
-			st = pqpool__fail(PQPOOL_ECONNECT, "acquire: could not connect to %s: %s",
+			st = pqpool__fail(PQPOOL_ECONNECT,
+			                  "acquire: could not connect to %s: %s",
 			                  p->params.masked, err);
 	}
 	unpin(p);
@@ -927,7 +949,8 @@ static int open_for_lease(struct pqpool *p, struct pqpool_conn *s, int64_t t0,
 /* An owned slot whose connection is unfit: its connection is replaced in
  * place, so the caller keeps its turn. The caller is pinned. */
 static int reopen_for_lease(struct pqpool *p, struct pqpool_conn *s, int why, int64_t t0,
-                            int64_t deadline, pqpool_conn **out, const char *file, int line)
+                            int64_t deadline, pqpool_conn **out, const char *file,
+                            int line)
 {
 	detach_conn(p, s, (pqpool_close_reason)why);
 	atomic_store(&s->state, SLOT_OPENING);
@@ -946,11 +969,13 @@ static int wait_grant(pqpool__waiter *w, int64_t deadline)
 		int n, ms;
 		if (left <= 0)
 			return 0;
-		ms = left > (int64_t)1000000 * 1000000 ? 1000000 : (int)((left + 999999) / 1000000);
+		ms = left > (int64_t)1000000 * 1000000 ? 1000000
+		                                       : (int)((left + 999999) / 1000000);
 		n = epoll_wait(w->ctx->epfd, evs, 4, ms);
 		for (int i = 0; i < n; i++) {
 			uint64_t v;
-			if (evs[i].data.ptr == NULL && read(w->ctx->evfd, &v, sizeof v) < 0) {
+			if (evs[i].data.ptr == NULL &&
+			    read(w->ctx->evfd, &v, sizeof v) < 0) {
 				/* drained already */
 			}
 			/* a socket that fired is either ours (signaled is set)
@@ -964,7 +989,8 @@ static int wait_grant(pqpool__waiter *w, int64_t deadline)
 }
 
 static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_conn **out,
-                        const char *file, int line, const pqpool__qreq *q, int64_t *sent_ns)
+                        const char *file, int line, const pqpool__qreq *q,
+                        int64_t *sent_ns)
 {
 	pqpool__waiter w;
 	enum grant_kind kind = GRANT_NONE;
@@ -1011,7 +1037,8 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 			int open, waiting, nslots;
 			bool free_it;
 			pthread_mutex_lock(&p->mu);
-			if (atomic_load_explicit(&w.kind, memory_order_relaxed) == GRANT_NONE) {
+			if (atomic_load_explicit(&w.kind, memory_order_relaxed) ==
+			    GRANT_NONE) {
 				pqpool__waiter **pp = &p->whead, *prev = NULL;
 				while (*pp != &w) {
 					prev = *pp;
@@ -1033,16 +1060,19 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline, pqpool_c
 					pool_free(p);
 				return pqpool__fail(
 				        PQPOOL_ETIMEDOUT,
-				        "acquire: timed out after %lld ms waiting for a connection "
-				        "(%d of %d open, all in use; %d other caller(s) waiting)",
-				        (long long)((pqpool__now_ns() - t0) / 1000000), open, nslots,
-				        waiting);
+				        "acquire: timed out after %lld ms waiting for a "
+				        "connection "
+				        "(%d of %d open, all in use; %d other caller(s) "
+				        "waiting)",
+				        (long long)((pqpool__now_ns() - t0) / 1000000),
+				        open, nslots, waiting);
 			}
 			pthread_mutex_unlock(&p->mu);
 			/* granted as we gave up: the granter signals us next */
 			wait_grant(&w, INT64_MAX);
 		}
-		kind = (enum grant_kind)atomic_load_explicit(&w.kind, memory_order_relaxed);
+		kind = (enum grant_kind)atomic_load_explicit(&w.kind,
+		                                             memory_order_relaxed);
 		s = w.slot;
 		if (kind == GRANT_SENT) { /* our query is on its way */
 			lease_begin(s, pqpool__now_coarse_ms(), file, line);
@@ -1083,7 +1113,6 @@ static int acquire_rest(struct pqpool *p, struct pqpool_conn *s, int why, int64_
 	return acquire_slow(p, t0, deadline, out, file, line, NULL, &unused);
 }
 
-
 /* The lock-free path, taken only when nobody queues (no barging). Returns
  * true with *out set, or false with *unfit_slot an owned slot to replace
  * (or NULL) and *why its reason. */
@@ -1117,9 +1146,10 @@ int pqpool__acquire_query(struct pqpool *p, int64_t deadline_ns, const pqpool__q
 	if (acquire_fast(p, out, __FILE__, __LINE__, &s, &why))
 		return PQPOOL_OK;
 	if (s)
-		return reopen_for_lease(p, s, why, pqpool__now_ns(), deadline_ns, out, __FILE__,
-		                        __LINE__);
-	return acquire_slow(p, pqpool__now_ns(), deadline_ns, out, __FILE__, __LINE__, q, sent_ns);
+		return reopen_for_lease(p, s, why, pqpool__now_ns(), deadline_ns, out,
+		                        __FILE__, __LINE__);
+	return acquire_slow(p, pqpool__now_ns(), deadline_ns, out, __FILE__, __LINE__, q,
+	                    sent_ns);
 }
 
 int pqpool__try_acquire(struct pqpool *p, pqpool_conn **out, const char *file, int line)
@@ -1165,7 +1195,8 @@ int pqpool_acquire_at(pqpool *p, int timeout_ms, pqpool_conn **out, const char *
 	t0 = pqpool__now_ns();
 	if (timeout_ms < 0)
 		timeout_ms = p->cfg.connection_timeout_ms;
-	return acquire_rest(p, s, why, t0, t0 + (int64_t)timeout_ms * 1000000, out, file, line);
+	return acquire_rest(p, s, why, t0, t0 + (int64_t)timeout_ms * 1000000, out, file,
+	                    line);
 }
 
 PGconn *pqpool_conn_pg(pqpool_conn *c)
@@ -1176,7 +1207,8 @@ PGconn *pqpool_conn_pg(pqpool_conn *c)
 static bool rollback(struct pqpool_conn *s)
 {
 	const pqpool_config *cfg = &s->pool->cfg;
-	int ms = cfg->query_timeout_ms > 0 ? cfg->query_timeout_ms : cfg->connection_timeout_ms;
+	int ms = cfg->query_timeout_ms > 0 ? cfg->query_timeout_ms
+	                                   : cfg->connection_timeout_ms;
 	int64_t deadline = pqpool__now_ns() + (int64_t)ms * 1000000;
 	char saved[PQPOOL__ERRLEN], code[6];
 	bool ok;
@@ -1185,7 +1217,8 @@ static bool rollback(struct pqpool_conn *s)
 	snprintf(saved, sizeof saved, "%s", pqpool_errmsg());
 	snprintf(code, sizeof code, "%s", pqpool_errcode());
 	ok = PQsendQuery(s->pg, "ROLLBACK") &&
-	     pqpool__wait_result(s, deadline, 0, NULL, "rollback on release") == PQPOOL_OK;
+	     pqpool__wait_result(s, deadline, 0, NULL, "rollback on release") ==
+	             PQPOOL_OK;
 	if (!ok)
 		pqpool__log(s->pool, PQPOOL_LOG_WARN, "%s", pqpool_errmsg());
 	pqpool__fail_code(0, code, "%s", saved);

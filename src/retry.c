@@ -14,12 +14,12 @@ bool pqpool_sqlstate_retryable(const char *s)
 	 * the commit may have happened, so running it again could repeat it */
 	if (s[0] == '0' && s[1] == '8')
 		return strcmp(s, "08007") != 0;
-	return strcmp(s, "57P01") == 0    /* admin_shutdown */
-	       || strcmp(s, "57P02") == 0 /* crash_shutdown */
-	       || strcmp(s, "57P03") == 0 /* cannot_connect_now */
-	       || strcmp(s, "53300") == 0 /* too_many_connections */
-	       || strcmp(s, "40001") == 0 /* serialization_failure */
-	       || strcmp(s, "40P01") == 0;/* deadlock_detected */
+	return strcmp(s, "57P01") == 0     /* admin_shutdown */
+	       || strcmp(s, "57P02") == 0  /* crash_shutdown */
+	       || strcmp(s, "57P03") == 0  /* cannot_connect_now */
+	       || strcmp(s, "53300") == 0  /* too_many_connections */
+	       || strcmp(s, "40001") == 0  /* serialization_failure */
+	       || strcmp(s, "40P01") == 0; /* deadlock_detected */
 }
 
 /* "Full jitter": uniform in [0, min(cap, base * 2^(attempt-1))], which
@@ -76,16 +76,18 @@ static int retry_loop(struct pqpool *p, const char *context, attempt_fn fn, void
 		}
 		if (!a.retryable || n >= cfg->retry_attempts)
 			break;
-		delay = pqpool_backoff_ms(n, cfg->retry_base_delay_ms, cfg->retry_max_delay_ms,
-		                          pqpool__rand64());
+		delay = pqpool_backoff_ms(n, cfg->retry_base_delay_ms,
+		                          cfg->retry_max_delay_ms, pqpool__rand64());
 		if (pqpool__now_ns() + (int64_t)delay * 1000000 >= deadline) {
-			pqpool__log(p, PQPOOL_LOG_WARN,
-			            "database %s attempt %d failed, no time left to retry "
-			            "(DB_RETRY_DEADLINE=%d): %s",
-			            context, n, cfg->retry_deadline_ms, a.msg);
+			pqpool__log(
+			        p, PQPOOL_LOG_WARN,
+			        "database %s attempt %d failed, no time left to retry "
+			        "(DB_RETRY_DEADLINE=%d): %s",
+			        context, n, cfg->retry_deadline_ms, a.msg);
 			break;
 		}
-		pqpool__log(p, PQPOOL_LOG_WARN, "database %s attempt %d failed, retrying in %d ms: %s",
+		pqpool__log(p, PQPOOL_LOG_WARN,
+		            "database %s attempt %d failed, retrying in %d ms: %s",
 		            context, n, delay, a.msg);
 		pthread_mutex_lock(&p->stats_mu);
 		p->retries++;
@@ -93,8 +95,9 @@ static int retry_loop(struct pqpool *p, const char *context, attempt_fn fn, void
 		sleep_ms(delay);
 	}
 	pqpool__unpin(p);
-	return pqpool__fail_code(a.status, a.sqlstate, "database %s failed after %d attempt%s: %s",
-	                         context, n, n == 1 ? "" : "s", a.msg);
+	return pqpool__fail_code(a.status, a.sqlstate,
+	                         "database %s failed after %d attempt%s: %s", context, n,
+	                         n == 1 ? "" : "s", a.msg);
 }
 
 static void take_error(attempt *a, int status)
@@ -152,8 +155,8 @@ static int run_attempt(struct pqpool *p, void *arg, int64_t deadline, attempt *a
 			a->retryable = true; /* broke under raw libpq calls */
 		}
 		if (!a->msg[0])
-			snprintf(a->msg, sizeof a->msg, "the function returned %d (%s)", st,
-			         pqpool_strstatus(st));
+			snprintf(a->msg, sizeof a->msg, "the function returned %d (%s)",
+			         st, pqpool_strstatus(st));
 	}
 	pqpool_release(c);
 	a->status = st;
@@ -202,7 +205,8 @@ static int query_attempt(struct pqpool *p, void *arg, int64_t deadline, attempt 
 		take_error(a, st);
 		/* sent: the statement may have taken effect before the failure */
 		a->retryable = (qa->flags & PQPOOL_IDEMPOTENT) &&
-		               (st == PQPOOL_ECONNLOST || pqpool_sqlstate_retryable(a->sqlstate));
+		               (st == PQPOOL_ECONNLOST ||
+		                pqpool_sqlstate_retryable(a->sqlstate));
 	}
 	pqpool_release(c);
 	a->status = st;
@@ -216,6 +220,7 @@ int pqpool_query(pqpool *p, const char *sql, int nparams, const char *const *par
 	if (res)
 		*res = NULL;
 	if (!p || !sql || nparams < 0 || (nparams > 0 && !params))
-		return pqpool__fail(PQPOOL_EINVAL, "pqpool_query: NULL pool, SQL or parameters");
+		return pqpool__fail(PQPOOL_EINVAL,
+		                    "pqpool_query: NULL pool, SQL or parameters");
 	return retry_loop(p, "query", query_attempt, &qa);
 }

@@ -7,10 +7,10 @@
 /* Each lease holder writes only its own slot's statistics, so a query costs
  * no shared cache line; relaxed load+store (not read-modify-write) suffices
  * for a single writer and keeps concurrent readers free of data races. */
-#define BUMP(field, by)                                                              \
-	atomic_store_explicit(&(field),                                              \
-	                      atomic_load_explicit(&(field), memory_order_relaxed) + (by), \
-	                      memory_order_relaxed)
+#define BUMP(field, by)                                                                  \
+	atomic_store_explicit(                                                           \
+	        &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (by),   \
+	        memory_order_relaxed)
 
 void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool error)
 {
@@ -79,13 +79,17 @@ static void scan(struct pqpool *p, pqpool_stats *st, bool full, uint64_t *slow,
 		else if (state != SLOT_EMPTY)
 			st->active++;
 		for (int w = 0; w < PQPOOL__WIN_SLOTS; w++) {
-			int64_t e = atomic_load_explicit(&q->win[w].epoch, memory_order_relaxed);
+			int64_t e = atomic_load_explicit(&q->win[w].epoch,
+			                                 memory_order_relaxed);
 			/* the current bucket and the WIN_SLOTS-1 before it */
 			if (e <= cur_epoch - PQPOOL__WIN_SLOTS || e > cur_epoch)
 				continue;
-			st->window_queries += atomic_load_explicit(&q->win[w].n, memory_order_relaxed);
-			win_err += atomic_load_explicit(&q->win[w].err, memory_order_relaxed);
-			win_sum_ns += atomic_load_explicit(&q->win[w].sum_ns, memory_order_relaxed);
+			st->window_queries +=
+			        atomic_load_explicit(&q->win[w].n, memory_order_relaxed);
+			win_err += atomic_load_explicit(&q->win[w].err,
+			                                memory_order_relaxed);
+			win_sum_ns += atomic_load_explicit(&q->win[w].sum_ns,
+			                                   memory_order_relaxed);
 		}
 		if (!full)
 			continue;
@@ -99,12 +103,15 @@ static void scan(struct pqpool *p, pqpool_stats *st, bool full, uint64_t *slow,
 		*slow += atomic_load_explicit(&q->slow_acquires, memory_order_relaxed);
 		*wait_ns += atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed);
 		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-			st->wait.buckets[b] += atomic_load_explicit(&q->wait_hist[b], memory_order_relaxed);
+			st->wait.buckets[b] += atomic_load_explicit(&q->wait_hist[b],
+			                                            memory_order_relaxed);
 		st->queries += atomic_load_explicit(&q->queries, memory_order_relaxed);
-		st->query_errors += atomic_load_explicit(&q->errors, memory_order_relaxed);
+		st->query_errors +=
+		        atomic_load_explicit(&q->errors, memory_order_relaxed);
 		qsum_ns += atomic_load_explicit(&q->sum_ns, memory_order_relaxed);
 		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-			st->query.buckets[b] += atomic_load_explicit(&q->hist[b], memory_order_relaxed);
+			st->query.buckets[b] +=
+			        atomic_load_explicit(&q->hist[b], memory_order_relaxed);
 	}
 	st->total = st->active + st->idle;
 	st->max = p->nslots;
@@ -115,7 +122,8 @@ static void scan(struct pqpool *p, pqpool_stats *st, bool full, uint64_t *slow,
 	st->query.sum_ms = (double)qsum_ns / 1e6;
 	st->window_s = PQPOOL__WIN_SLOTS * PQPOOL__WIN_SPAN_S;
 	if (st->window_queries > 0) {
-		st->avg_response_ms = (double)win_sum_ns / 1e6 / (double)st->window_queries;
+		st->avg_response_ms =
+		        (double)win_sum_ns / 1e6 / (double)st->window_queries;
 		st->error_rate = (double)win_err * 100.0 / (double)st->window_queries;
 	}
 	/* `contend` is the waiters count plus the closed bit, kept with them
@@ -167,7 +175,8 @@ int pqpool_stats_get(pqpool *p, pqpool_stats *st)
 
 	st->started_ms = p->started_wall_ms;
 	st->last_activity_ms =
-	        last_mono > 0 ? p->started_wall_ms + (last_mono - p->started_mono_ms) : p->started_wall_ms;
+	        last_mono > 0 ? p->started_wall_ms + (last_mono - p->started_mono_ms)
+	                      : p->started_wall_ms;
 	pqpool__unpin(p);
 	pqpool__ok();
 	return PQPOOL_OK;

@@ -27,7 +27,8 @@ static void load(void)
 	nkeys = 0;
 	if (!path || !(f = fopen(path, "r"))) {
 		fail_msg("PQPOOL_TEST_ENV (%s) unreadable: run through ctest, which "
-		         "starts the cluster fixture", path ? path : "unset");
+		         "starts the cluster fixture",
+		         path ? path : "unset");
 		return;
 	}
 	while (fgets(line, sizeof line, f) && nkeys < MAXKEYS) {
@@ -89,7 +90,8 @@ int testenv_pgctl(const char *args)
 {
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "'%s' ctl '%s' %s >/dev/null 2>&1",
-	         testenv_get("PQPOOL_TEST_CLUSTER"), testenv_get("PQPOOL_TEST_PGDATA"), args);
+	         testenv_get("PQPOOL_TEST_CLUSTER"), testenv_get("PQPOOL_TEST_PGDATA"),
+	         args);
 	return system(cmd);
 }
 
@@ -163,11 +165,12 @@ void testenv_sleep_ms(int ms)
 
 int testenv_blackhole(int *port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_addr.s_addr = htonl(0x7f000001)};
 	socklen_t len = sizeof sa;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    listen(fd, 64) != 0 || getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
 		fail_msg("blackhole: cannot listen on loopback");
 	*port = ntohs(sa.sin_port);
 	return fd;
@@ -175,11 +178,12 @@ int testenv_blackhole(int *port)
 
 int testenv_backends_settled(int want)
 {
-	int n = atoi(testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE usename = 'hyperpage'"));
+	int n = atoi(testenv_admin(
+	        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hyperpage'"));
 	for (int i = 0; i < 150 && n != want; i++) {
 		testenv_sleep_ms(20);
-		n = atoi(testenv_admin(
-		        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hyperpage'"));
+		n = atoi(testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE "
+		                       "usename = 'hyperpage'"));
 	}
 	return n;
 }

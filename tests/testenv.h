@@ -45,13 +45,13 @@ int testenv_blackhole(int *port);
 int64_t testenv_now_ms(void);
 void testenv_sleep_ms(int ms);
 
-#define assert_status(expected, actual)                                        \
-	do {                                                                       \
-		int a_ = (actual), e_ = (expected);                                    \
-		if (a_ != e_)                                                          \
-			fail_msg("status %d (%s) != expected %d (%s): %s", a_,             \
-			         pqpool_strstatus(a_), e_, pqpool_strstatus(e_),           \
-			         pqpool_errmsg());                                         \
+#define assert_status(expected, actual)                                                  \
+	do {                                                                             \
+		int a_ = (actual), e_ = (expected);                                      \
+		if (a_ != e_)                                                            \
+			fail_msg("status %d (%s) != expected %d (%s): %s", a_,           \
+			         pqpool_strstatus(a_), e_, pqpool_strstatus(e_),         \
+			         pqpool_errmsg());                                       \
 	} while (0)
 
 #endif

@@ -14,15 +14,19 @@ static const cli_option bench_options[] = {
         {"threads", 't', "N", "client threads (default 64; spec: 50 concurrent queries)"},
         {"pool", 'p', "N", "pool size, and pgbench's connections (default 20)"},
         {"duration", 'd', "SECS", "seconds per measurement (default 10; overhead 3)"},
-        {"rounds", 'r', "N", "spec: rounds to run (default: as many as --duration allows)"},
+        {"rounds", 'r', "N",
+         "spec: rounds to run (default: as many as --duration allows)"},
         {"query", 'q', "SQL", "the query of throughput, nopool and compare (SELECT 1)"},
-        {"prepared", 0, NULL, "cached prepared statements (pgbench -M prepared); "
-                              "default unnamed (-M extended)"},
+        {"prepared", 0, NULL,
+         "cached prepared statements (pgbench -M prepared); "
+         "default unnamed (-M extended)"},
         {"clients", 'c', "LIST", "sweep: client counts, e.g. 1,2,4,8,16,32,64"},
-        {"lease", 0, NULL, "throughput: acquire, exec, release per query instead of "
-                           "pqpool_query"},
-        {"blocking", 0, NULL, "spec: a thread per concurrent query (--threads), instead "
-                              "of one thread with pqpool_send"},
+        {"lease", 0, NULL,
+         "throughput: acquire, exec, release per query instead of "
+         "pqpool_query"},
+        {"blocking", 0, NULL,
+         "spec: a thread per concurrent query (--threads), instead "
+         "of one thread with pqpool_send"},
         {"json", 0, NULL, "JSON on stdout instead of a table"},
         {"no-progress", 0, NULL, "no progress line on stderr"},
         {NULL, 0, NULL, NULL},
@@ -39,7 +43,8 @@ typedef struct run {
 
 /* ---- numbers in, numbers out ---- */
 
-static int int_opt(const cli_args *a, const char *name, int def, int min, int max, int *out)
+static int int_opt(const cli_args *a, const char *name, int def, int min, int max,
+                   int *out)
 {
 	const char *v = opts_value(a, name);
 	char *end;
@@ -50,8 +55,9 @@ static int int_opt(const cli_args *a, const char *name, int def, int min, int ma
 	}
 	n = strtol(v, &end, 10);
 	if (*v == '\0' || *end != '\0' || n < min || n > max) {
-		fprintf(stderr, "pqpool: --%s=\"%s\": expected an integer from %d to %d\n", name, v,
-		        min, max);
+		fprintf(stderr,
+		        "pqpool: --%s=\"%s\": expected an integer from %d to %d\n", name,
+		        v, min, max);
 		return -1;
 	}
 	*out = (int)n;
@@ -65,20 +71,21 @@ static double ms(uint64_t ns)
 
 static json_t *lat_json(const lat_hist *h)
 {
-	return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "count", (json_int_t)h->count,
-	                 "mean", lat_mean_ns(h) / 1e6, "min", h->count ? ms(h->min_ns) : 0.0,
-	                 "p50", ms(lat_quantile(h, 0.50)), "p95", ms(lat_quantile(h, 0.95)),
-	                 "p99", ms(lat_quantile(h, 0.99)), "max", ms(h->max_ns));
+	return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "count",
+	                 (json_int_t)h->count, "mean", lat_mean_ns(h) / 1e6, "min",
+	                 h->count ? ms(h->min_ns) : 0.0, "p50", ms(lat_quantile(h, 0.50)),
+	                 "p95", ms(lat_quantile(h, 0.95)), "p99",
+	                 ms(lat_quantile(h, 0.99)), "max", ms(h->max_ns));
 }
 
 static json_t *result_json(const bench_result *r)
 {
-	json_t *j = json_pack("{s:s, s:i, s:i, s:b, s:f, s:I, s:I, s:f, s:f, s:f}", "name",
-	                      r->name, "threads", r->threads, "connections", r->conns,
-	                      "prepared", r->prepared, "seconds", r->seconds, "operations",
-	                      (json_int_t)r->ops, "errors", (json_int_t)r->errors,
-	                      "operations_per_s", r->ops_per_s, "client_cpu_s", r->cpu_s,
-	                      "client_cpu_us_per_op", r->cpu_us_per_op);
+	json_t *j = json_pack(
+	        "{s:s, s:i, s:i, s:b, s:f, s:I, s:I, s:f, s:f, s:f}", "name", r->name,
+	        "threads", r->threads, "connections", r->conns, "prepared", r->prepared,
+	        "seconds", r->seconds, "operations", (json_int_t)r->ops, "errors",
+	        (json_int_t)r->errors, "operations_per_s", r->ops_per_s, "client_cpu_s",
+	        r->cpu_s, "client_cpu_us_per_op", r->cpu_us_per_op);
 	if (!j)
 		return NULL;
 	if (r->latency.count)
@@ -90,8 +97,9 @@ static json_t *result_json(const bench_result *r)
 	if (r->pool_wait.count)
 		json_object_set_new(
 		        j, "pool_wait_ms",
-		        json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)r->pool_wait.count,
-		                  "p50", pqpool_hist_quantile(&r->pool_wait, 0.5), "p95",
+		        json_pack("{s:I, s:f, s:f, s:f}", "count",
+		                  (json_int_t)r->pool_wait.count, "p50",
+		                  pqpool_hist_quantile(&r->pool_wait, 0.5), "p95",
 		                  pqpool_hist_quantile(&r->pool_wait, 0.95), "p99",
 		                  pqpool_hist_quantile(&r->pool_wait, 0.99)));
 	if (r->rounds_per_s > 0)
@@ -103,24 +111,28 @@ static void print_result(const run *rn, const bench_result *r)
 {
 	if (rn->json)
 		return;
-	printf("%-22s %4d thr %4d conn  %11.0f %s/s  cpu %7.2f us/op",
-	       r->name, r->threads, r->conns, r->ops_per_s,
-	       strcmp(rn->workload, "overhead") == 0 ? "cycles" : "queries", r->cpu_us_per_op);
+	printf("%-22s %4d thr %4d conn  %11.0f %s/s  cpu %7.2f us/op", r->name,
+	       r->threads, r->conns, r->ops_per_s,
+	       strcmp(rn->workload, "overhead") == 0 ? "cycles" : "queries",
+	       r->cpu_us_per_op);
 	if (strcmp(rn->workload, "overhead") == 0 && r->ops)
-		printf("  %7.1f ns/cycle/thread", r->seconds * 1e9 * r->threads / (double)r->ops);
+		printf("  %7.1f ns/cycle/thread",
+		       r->seconds * 1e9 * r->threads / (double)r->ops);
 	if (r->errors)
 		printf("  %llu errors", (unsigned long long)r->errors);
 	putchar('\n');
 	if (r->latency.count)
 		printf("%22s latency ms: p50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n", "",
-		       ms(lat_quantile(&r->latency, 0.5)), ms(lat_quantile(&r->latency, 0.95)),
+		       ms(lat_quantile(&r->latency, 0.5)),
+		       ms(lat_quantile(&r->latency, 0.95)),
 		       ms(lat_quantile(&r->latency, 0.99)), ms(r->latency.max_ns));
 	if (r->wait.count)
 		printf("%22s wait ms:    p50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n", "",
 		       ms(lat_quantile(&r->wait, 0.5)), ms(lat_quantile(&r->wait, 0.95)),
 		       ms(lat_quantile(&r->wait, 0.99)), ms(r->worst_wait_ns));
 	else if (r->pool_wait.count)
-		printf("%22s wait ms:    p50 %.3f  p95 %.3f  p99 %.3f  (the pool's histogram)\n",
+		printf("%22s wait ms:    p50 %.3f  p95 %.3f  p99 %.3f  (the pool's "
+		       "histogram)\n",
 		       "", pqpool_hist_quantile(&r->pool_wait, 0.5),
 		       pqpool_hist_quantile(&r->pool_wait, 0.95),
 		       pqpool_hist_quantile(&r->pool_wait, 0.99));
@@ -171,9 +183,8 @@ static int w_nopool(run *rn)
 		return -1;
 	if (!rn->json)
 		puts("ratios:");
-	ratio(rn, "pooled_over_unpooled", unpooled.ops_per_s > 0
-	                                          ? pooled.ops_per_s / unpooled.ops_per_s
-	                                          : 0,
+	ratio(rn, "pooled_over_unpooled",
+	      unpooled.ops_per_s > 0 ? pooled.ops_per_s / unpooled.ops_per_s : 0,
 	      "queries/s with the pool / a fresh connection per query");
 	return 0;
 }
@@ -196,20 +207,26 @@ static int w_spec(run *rn)
 {
 	bench_result r;
 	pqpool_config c = cfg_of(rn);
-	if ((rn->o.blocking ? bench_spec(&rn->o, &c, &r) : bench_spec_async(&rn->o, &c, &r)) != 0)
+	if ((rn->o.blocking ? bench_spec(&rn->o, &c, &r)
+	                    : bench_spec_async(&rn->o, &c, &r)) != 0)
 		return -1;
 	json_array_append_new(rn->results, result_json(&r));
 	if (!rn->json) {
-		printf("spec: %d concurrent `SELECT $1 as test, NOW() as timestamp` on a pool of %d, "
+		printf("spec: %d concurrent `SELECT $1 as test, NOW() as timestamp` on a "
+		       "pool of %d, "
 		       "%s\n",
 		       rn->o.blocking ? rn->o.threads : 50, rn->o.pool,
-		       rn->o.blocking ? "a thread each, rounds kept by barriers"
-		                      : "issued from one thread (pqpool_send), as Node.js does");
-		printf("  %.0f rounds/s (%llu queries in %.1f s, %llu errors)\n", r.rounds_per_s,
-		       (unsigned long long)r.ops, r.seconds, (unsigned long long)r.errors);
-		printf("  per query ms: average %.3f  min %.3f  max %.3f  p50 %.3f  p99 %.3f\n",
-		       lat_mean_ns(&r.latency) / 1e6, ms(r.latency.min_ns), ms(r.latency.max_ns),
-		       ms(lat_quantile(&r.latency, 0.5)), ms(lat_quantile(&r.latency, 0.99)));
+		       rn->o.blocking
+		               ? "a thread each, rounds kept by barriers"
+		               : "issued from one thread (pqpool_send), as Node.js does");
+		printf("  %.0f rounds/s (%llu queries in %.1f s, %llu errors)\n",
+		       r.rounds_per_s, (unsigned long long)r.ops, r.seconds,
+		       (unsigned long long)r.errors);
+		printf("  per query ms: average %.3f  min %.3f  max %.3f  p50 %.3f  p99 "
+		       "%.3f\n",
+		       lat_mean_ns(&r.latency) / 1e6, ms(r.latency.min_ns),
+		       ms(r.latency.max_ns), ms(lat_quantile(&r.latency, 0.5)),
+		       ms(lat_quantile(&r.latency, 0.99)));
 	}
 	return 0;
 }
@@ -267,13 +284,17 @@ static int w_sweep(run *rn, const char *list)
 	int rc = 0;
 	if (!copy)
 		return -1;
-	for (tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = strtok_r(copy, ",", &save); tok && rc == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
 		int n = atoi(tok);
 		bench_result r;
 		pqpool_config c;
 		bench_opts o = rn->o;
 		if (n < 1 || n > 1024) {
-			fprintf(stderr, "pqpool: --clients: \"%s\" is not a count from 1 to 1024\n", tok);
+			fprintf(stderr,
+			        "pqpool: --clients: \"%s\" is not a count from 1 to "
+			        "1024\n",
+			        tok);
 			rc = -1;
 			break;
 		}
@@ -296,8 +317,8 @@ static int w_sweep(run *rn, const char *list)
 
 static int run_bench(const cli_args *args)
 {
-	static const char *const workloads[] = {"spec", "throughput", "nopool", "overhead",
-	                                        "compare", "sweep"};
+	static const char *const workloads[] = {"spec",     "throughput", "nopool",
+	                                        "overhead", "compare",    "sweep"};
 	run rn;
 	int rc = 0, dur;
 	bool known = false;
@@ -307,8 +328,9 @@ static int run_bench(const cli_args *args)
 	for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++)
 		known = known || strcmp(rn.workload, workloads[i]) == 0;
 	if (!known) {
-		fprintf(stderr, "pqpool: bench: unknown workload \"%.40s\" (spec, throughput, "
-		                "nopool, overhead, compare or sweep)\n",
+		fprintf(stderr,
+		        "pqpool: bench: unknown workload \"%.40s\" (spec, throughput, "
+		        "nopool, overhead, compare or sweep)\n",
 		        rn.workload);
 		opts_usage_hint(args->cmd);
 		return CLI_EXIT_USAGE;
@@ -316,8 +338,8 @@ static int run_bench(const cli_args *args)
 	if (int_opt(args, "threads", strcmp(rn.workload, "spec") == 0 ? 50 : 64, 1, 4096,
 	            &rn.o.threads) != 0 ||
 	    int_opt(args, "pool", 20, 1, 10000, &rn.o.pool) != 0 ||
-	    int_opt(args, "duration", strcmp(rn.workload, "overhead") == 0 ? 3 : 10, 1, 3600,
-	            &dur) != 0 ||
+	    int_opt(args, "duration", strcmp(rn.workload, "overhead") == 0 ? 3 : 10, 1,
+	            3600, &dur) != 0 ||
 	    int_opt(args, "rounds", 0, 0, 100000000, &rn.o.rounds) != 0)
 		return CLI_EXIT_USAGE;
 	rn.o.duration_s = dur;
@@ -334,9 +356,9 @@ static int run_bench(const cli_args *args)
 		return rc;
 	}
 	rn.out = json_pack("{s:s, s:{s:i, s:i, s:f, s:s, s:b}, s:[], s:{}}", "workload",
-	                   rn.workload, "options", "threads", rn.o.threads, "pool", rn.o.pool,
-	                   "duration_s", rn.o.duration_s, "query", rn.o.query, "prepared",
-	                   rn.o.prepared, "results", "ratios");
+	                   rn.workload, "options", "threads", rn.o.threads, "pool",
+	                   rn.o.pool, "duration_s", rn.o.duration_s, "query", rn.o.query,
+	                   "prepared", rn.o.prepared, "results", "ratios");
 	rn.results = rn.out ? json_object_get(rn.out, "results") : NULL;
 	if (!rn.results) {
 		setup_free(&rn.s);
@@ -347,7 +369,8 @@ static int run_bench(const cli_args *args)
 	{
 		char *url = setup_masked_url(rn.s.cfg.conninfo);
 		json_object_set_new(rn.out, "database", json_string(url ? url : "?"));
-		json_object_set_new(rn.out, "cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+		json_object_set_new(rn.out, "cpus",
+		                    json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
 		if (!rn.json)
 			printf("pqpool bench %s against %s (%ld CPUs)\n", rn.workload,
 			       url ? url : "?", sysconf(_SC_NPROCESSORS_ONLN));

@@ -136,8 +136,9 @@ static json_t *collect(const cli_setup *s, const serve_settings *ss)
 	add(rows, env, "PORT", json_integer(ss->port),
 	    ss->port == 0 ? "any free port" : NULL);
 	add(rows, env, "HTTP_THREADS", json_integer(ss->threads),
-	    env_source_of(env, "HTTP_THREADS") == ENV_UNSET ? "the number of CPUs, at least 2"
-	                                                    : NULL);
+	    env_source_of(env, "HTTP_THREADS") == ENV_UNSET
+	            ? "the number of CPUs, at least 2"
+	            : NULL);
 	add(rows, env, "HTTP_DB_THREADS", json_integer(ss->db_threads),
 	    env_source_of(env, "HTTP_DB_THREADS") == ENV_UNSET
 	            ? "DB_POOL_MAX, at most 256"

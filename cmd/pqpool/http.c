@@ -27,8 +27,8 @@
 
 struct http_server {
 	struct MHD_Daemon *daemon;
-	workq *work;     /* the threads that wait on the database */
-	probes *probes;  /* health probes in flight without a thread each */
+	workq *work;    /* the threads that wait on the database */
+	probes *probes; /* health probes in flight without a thread each */
 	pqpool *pool;
 	route_env env;
 	http_metrics metrics;
@@ -39,7 +39,7 @@ struct http_server {
 	int port;
 	int threads, db_threads;
 	int wait_limit_ms; /* see http_options */
-	bool access_log; /* LOG_LEVEL lets info lines through */
+	bool access_log;   /* LOG_LEVEL lets info lines through */
 };
 
 /* Where a request that waits on the database is. */
@@ -177,9 +177,10 @@ static void run_request(void *arg, workq_item *item, bool cancelled)
 		probes_waited_too_long(s->pool, waited, s->wait_limit_ms, &h);
 		routes_health_reply(PQPOOL_OK, &h, &rq->rep);
 	} else {
-		tl_health_deadline_ns = rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0
-		                                ? rq->start_ns + (int64_t)s->wait_limit_ms * 1000000
-		                                : 0;
+		tl_health_deadline_ns =
+		        rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0
+		                ? rq->start_ns + (int64_t)s->wait_limit_ms * 1000000
+		                : 0;
 		routes_handle(&s->env, rq->method_in, rq->url_in, &rq->rep);
 		tl_health_deadline_ns = 0;
 	}
@@ -197,7 +198,8 @@ static void probe_done(void *arg, workq_item *item, int rc, const pqpool_health 
 
 	(void)arg;
 	if (cancelled)
-		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down", &rq->rep);
+		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
+		             &rq->rep);
 	else
 		routes_health_reply(rc, h, &rq->rep);
 	rq->rep.route = rq->route;
@@ -235,7 +237,8 @@ static enum MHD_Result health(http_server *s, struct MHD_Connection *conn, reque
 		return MHD_YES;
 	atomic_store_explicit(&rq->state, REQ_NEW, memory_order_relaxed);
 	if (cancelled)
-		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down", &rq->rep);
+		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
+		             &rq->rep);
 	else
 		routes_health_reply(rc, &h, &rq->rep);
 	rq->rep.route = rq->route;
@@ -461,8 +464,8 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		return -1;
 	}
 	s->pool = pool;
-	s->env = (route_env){env_check_health, env_stats, env_service_metrics,
-	                     env_shutting_down, s, o->metrics_token};
+	s->env = (route_env){env_check_health,  env_stats, env_service_metrics,
+	                     env_shutting_down, s,         o->metrics_token};
 	http_metrics_init(&s->metrics);
 	atomic_init(&s->closing, false);
 	atomic_init(&s->completed, 0);
@@ -482,9 +485,11 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		free(s);
 		return -1;
 	}
-	if (s->work && probes_start(pool, o->health_share, o->probe_park_at, o->wait_limit_ms, s->work,
-	                            probe_done, s, &s->probes) != 0) {
-		snprintf(err, errlen, "cannot start the probe thread: %s", strerror(errno));
+	if (s->work &&
+	    probes_start(pool, o->health_share, o->probe_park_at, o->wait_limit_ms,
+	                 s->work, probe_done, s, &s->probes) != 0) {
+		snprintf(err, errlen, "cannot start the probe thread: %s",
+		         strerror(errno));
 		workq_stop(s->work);
 		free(s);
 		return -1;

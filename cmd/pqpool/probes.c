@@ -27,8 +27,8 @@
 typedef struct flight {
 	pqpool_conn *probe;
 	int fd;
-	bool armed;  /* its one-shot registration may still fire */
-	bool inline_wait; /* an event thread is waiting on it: not ours yet */
+	bool armed;        /* its one-shot registration may still fire */
+	bool inline_wait;  /* an event thread is waiting on it: not ours yet */
 	workq_item *items; /* linked through next */
 	struct flight *next;
 } flight;
@@ -36,7 +36,7 @@ typedef struct flight {
 struct probes {
 	pqpool *pool;
 	bool share;
-	int park_at; /* park once this many probes are in flight */
+	int park_at;       /* park once this many probes are in flight */
 	int wait_limit_ms; /* a parked item is answered "timed out" past it */
 	workq *fallback;
 	probes_done_fn done;
@@ -422,7 +422,8 @@ static void probe_too_late(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
 	pqpool_stats st;
 	timed_out(pool, waited_ns, h, &st);
 	snprintf(h->error, sizeof h->error,
-	         "health: timed out after %lld ms (DB_CONNECTION_TIMEOUT=%d): waited for a "
+	         "health: timed out after %lld ms (DB_CONNECTION_TIMEOUT=%d): waited for "
+	         "a "
 	         "connection, and the probe has no answer yet",
 	         (long long)(waited_ns / 1000000), wait_limit_ms);
 }
@@ -588,7 +589,8 @@ static void *run(void *arg)
 			flight *late = NULL;
 			pthread_mutex_lock(&r->mu);
 			for (flight *f = r->flights; f && !late; f = f->next)
-				if (!f->inline_wait && pqpool_probe_timeout_ms(f->probe) == 0)
+				if (!f->inline_wait &&
+				    pqpool_probe_timeout_ms(f->probe) == 0)
 					late = f;
 			pthread_mutex_unlock(&r->mu);
 			if (!late)
@@ -601,8 +603,8 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms, workq *fallback,
-                 probes_done_fn done, void *arg, probes **out)
+int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms,
+                 workq *fallback, probes_done_fn done, void *arg, probes **out)
 {
 	probes *r = calloc(1, sizeof *r);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -622,7 +624,8 @@ int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms, workq
 	pthread_mutex_init(&r->mu, NULL);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (r->epfd < 0 || r->evfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) != 0)
+	if (r->epfd < 0 || r->evfd < 0 ||
+	    epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) != 0)
 		goto fail;
 	/* the thread takes no signals: the host waits for them in one place */
 	sigfillset(&all);

@@ -12,8 +12,8 @@ typedef struct probes probes;
 /* Called on the probe thread with the result of a check for item (as
  * pqpool_check_health would give it; rc its status), or with cancelled set
  * when the thread stops before the item was started. */
-typedef void (*probes_done_fn)(void *arg, workq_item *item, int rc, const pqpool_health *h,
-                               bool cancelled);
+typedef void (*probes_done_fn)(void *arg, workq_item *item, int rc,
+                               const pqpool_health *h, bool cancelled);
 
 /*
  * Starts the probe thread. Items it cannot probe without blocking (no idle
@@ -26,8 +26,8 @@ typedef void (*probes_done_fn)(void *arg, workq_item *item, int rc, const pqpool
  * pqpool_check_health shares. Returns 0 with *out owned (probes_stop() it),
  * or -1 with errno set.
  */
-int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms, workq *fallback,
-                 probes_done_fn done, void *arg, probes **out);
+int probes_start(pqpool *pool, bool share, int park_at, int wait_limit_ms,
+                 workq *fallback, probes_done_fn done, void *arg, probes **out);
 
 /*
  * The answer for a health request that waited waited_ns (since its

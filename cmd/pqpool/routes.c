@@ -275,7 +275,8 @@ static char *render_metrics(const pqpool_stats *st)
 	body = pqpool_render_metrics_json(st, k.now_ms);
 	if (!body || !memo_ok)
 		return body;
-	if (!m && (m = calloc(1, sizeof *m)) != NULL && pthread_setspecific(memo_key, m) != 0) {
+	if (!m && (m = calloc(1, sizeof *m)) != NULL &&
+	    pthread_setspecific(memo_key, m) != 0) {
 		free(m);
 		m = NULL;
 	}

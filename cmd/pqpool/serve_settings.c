@@ -114,7 +114,9 @@ int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
 	int def_threads = pool_max < 1                   ? 1
 	                  : pool_max > SERVE_MAX_THREADS ? SERVE_MAX_THREADS
 	                                                 : pool_max;
-	int def_http = ncpu < 2 ? 2 : ncpu > SERVE_MAX_THREADS ? SERVE_MAX_THREADS : (int)ncpu;
+	int def_http = ncpu < 2                   ? 2
+	               : ncpu > SERVE_MAX_THREADS ? SERVE_MAX_THREADS
+	                                          : (int)ncpu;
 
 	memset(s, 0, sizeof(*s));
 	if (!host)

@@ -138,7 +138,8 @@ static int read_response(int fd, int64_t deadline, bool *keep)
 			}
 			*keep = !close_hdr;
 			if (need > sizeof buf - 1) {
-				*keep = false; /* not ours to buffer: bodies here are small */
+				*keep = false; /* not ours to buffer: bodies here are
+				                  small */
 				return status;
 			}
 		}
@@ -167,8 +168,10 @@ static void *run(void *arg)
 {
 	worker *w = arg;
 	char req[1024];
-	int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pqpool-loadgen\r\n\r\n",
-	                   path, host);
+	int len = snprintf(
+	        req, sizeof req,
+	        "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pqpool-loadgen\r\n\r\n", path,
+	        host);
 	int64_t interval = (int64_t)1000000000 * nthreads / rate;
 	/* threads start spread over one interval, so the load is even */
 	int64_t next = start_ns + interval * w->index / nthreads;
@@ -181,7 +184,8 @@ static void *run(void *arg)
 		if (next >= end)
 			break;
 		if (now < next) {
-			struct timespec ts = {(next - now) / 1000000000, (next - now) % 1000000000};
+			struct timespec ts = {(next - now) / 1000000000,
+			                      (next - now) % 1000000000};
 			nanosleep(&ts, NULL);
 			continue; /* re-checks stop */
 		}
@@ -189,7 +193,8 @@ static void *run(void *arg)
 		if (fd < 0)
 			fd = connect_to();
 		if (fd >= 0 && write(fd, req, (size_t)len) == len)
-			status = read_response(fd, mono_ns() + (int64_t)timeout_ms * 1000000, &keep);
+			status = read_response(
+			        fd, mono_ns() + (int64_t)timeout_ms * 1000000, &keep);
 		if (!keep && fd >= 0) {
 			close(fd);
 			fd = -1;
@@ -224,19 +229,37 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "h:p:P:c:r:d:t:o:")) != -1) {
 		switch (opt) {
-		case 'h': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'P': path = optarg; break;
-		case 'c': nthreads = atoi(optarg); break;
-		case 'r': rate = atoi(optarg); break;
-		case 'd': duration_ms = atoi(optarg); break;
-		case 't': timeout_ms = atoi(optarg); break;
-		case 'o': out = optarg; break;
-		default: goto usage;
+		case 'h':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'P':
+			path = optarg;
+			break;
+		case 'c':
+			nthreads = atoi(optarg);
+			break;
+		case 'r':
+			rate = atoi(optarg);
+			break;
+		case 'd':
+			duration_ms = atoi(optarg);
+			break;
+		case 't':
+			timeout_ms = atoi(optarg);
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		default:
+			goto usage;
 		}
 	}
-	if (port <= 0 || port > 65535 || !out || nthreads < 1 || nthreads > 256 || rate < 1 ||
-	    rate > 100000 || duration_ms < 1 || duration_ms > 600000 || timeout_ms < 1)
+	if (port <= 0 || port > 65535 || !out || nthreads < 1 || nthreads > 256 ||
+	    rate < 1 || rate > 100000 || duration_ms < 1 || duration_ms > 600000 ||
+	    timeout_ms < 1)
 		goto usage;
 	memset(&addr, 0, sizeof addr);
 	addr.sin_family = AF_INET;
@@ -280,28 +303,31 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < total; i++) {
-		fprintf(f, "%lld %lld %d\n", (long long)all[i].sent_ms, (long long)all[i].done_ms,
-		        all[i].status);
+		fprintf(f, "%lld %lld %d\n", (long long)all[i].sent_ms,
+		        (long long)all[i].done_ms, all[i].status);
 		if (all[i].status >= 200 && all[i].status < 300) {
 			ok++;
 		} else {
 			failed++;
 			if (!first_fail)
 				first_fail = all[i].sent_ms;
-			last_fail = all[i].done_ms > last_fail ? all[i].done_ms : last_fail;
+			last_fail =
+			        all[i].done_ms > last_fail ? all[i].done_ms : last_fail;
 		}
 	}
 	if (fclose(f) != 0) {
 		perror(out);
 		return 1;
 	}
-	printf("loadgen: sent=%zu ok=%zu failed=%zu first_fail_ms=%lld last_fail_ms=%lld\n", total,
-	       ok, failed, (long long)first_fail, (long long)last_fail);
+	printf("loadgen: sent=%zu ok=%zu failed=%zu first_fail_ms=%lld "
+	       "last_fail_ms=%lld\n",
+	       total, ok, failed, (long long)first_fail, (long long)last_fail);
 	free(all);
 	free(ws);
 	return 0;
 usage:
-	fprintf(stderr, "usage: loadgen -p PORT [-h ADDR] [-P /path] [-c threads] [-r req/s] "
-	                "[-d ms] [-t timeout_ms] -o FILE\n");
+	fprintf(stderr,
+	        "usage: loadgen -p PORT [-h ADDR] [-P /path] [-c threads] [-r req/s] "
+	        "[-d ms] [-t timeout_ms] -o FILE\n");
 	return 2;
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HOLDERS 3
+#define HOLDERS    3
 #define CONTENDERS 6
 #define TIMEOUT_MS 500
 
@@ -120,9 +120,12 @@ static void test_exhausted_by_slow_queries(void **state)
 		FILE *f = fopen(getenv("PQPOOL_FAULTS_SUMMARY"), "a");
 		if (f) {
 			fprintf(f,
-			        "FAULT exhaust-library: sent=%d ok=0 failed=%d outage_ms=0 "
-			        "recovery_ms=0 clean_timeouts=%d longest_ms=%lld timeout_ms=%d\n",
-			        2 * CONTENDERS, 2 * CONTENDERS, clean, (long long)longest, TIMEOUT_MS);
+			        "FAULT exhaust-library: sent=%d ok=0 failed=%d "
+			        "outage_ms=0 "
+			        "recovery_ms=0 clean_timeouts=%d longest_ms=%lld "
+			        "timeout_ms=%d\n",
+			        2 * CONTENDERS, 2 * CONTENDERS, clean, (long long)longest,
+			        TIMEOUT_MS);
 			fclose(f);
 		}
 	}

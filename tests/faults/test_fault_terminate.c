@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define QUERY_THREADS 4
-#define RUN_MS 8000
+#define RUN_MS        8000
 /* Waves of terminations farther apart than the retry schedule's span (at
  * most 100 + 200 ms of backoff with the base delay below, plus a connect):
  * every wave must be absorbed by the retries. Waves that came faster than
@@ -31,8 +31,8 @@ static void note_failure(const char *what, int rc)
 	atomic_fetch_add(&n_failed, 1);
 	pthread_mutex_lock(&err_mu);
 	if (!first_error[0])
-		snprintf(first_error, sizeof first_error, "%s: %s: %s", what, pqpool_strstatus(rc),
-		         pqpool_errmsg());
+		snprintf(first_error, sizeof first_error, "%s: %s: %s", what,
+		         pqpool_strstatus(rc), pqpool_errmsg());
 	pthread_mutex_unlock(&err_mu);
 }
 
@@ -46,8 +46,10 @@ static void *querier(void *arg)
 		PGresult *res = NULL;
 		int rc;
 		snprintf(v, sizeof v, "%ld", i++);
-		rc = pqpool_query(pool, "SELECT $1::int + 1", 1, params, PQPOOL_IDEMPOTENT, &res);
-		if (rc == PQPOOL_OK && PQntuples(res) == 1 && atol(PQgetvalue(res, 0, 0)) == i)
+		rc = pqpool_query(pool, "SELECT $1::int + 1", 1, params,
+		                  PQPOOL_IDEMPOTENT, &res);
+		if (rc == PQPOOL_OK && PQntuples(res) == 1 &&
+		    atol(PQgetvalue(res, 0, 0)) == i)
 			atomic_fetch_add(&n_ok, 1);
 		else
 			note_failure("pqpool_query", rc);
@@ -94,7 +96,8 @@ static void *checker(void *arg)
 			atomic_fetch_add(&n_failed, 1);
 			pthread_mutex_lock(&err_mu);
 			if (!first_error[0])
-				snprintf(first_error, sizeof first_error, "health: %s", h.error);
+				snprintf(first_error, sizeof first_error, "health: %s",
+				         h.error);
 			pthread_mutex_unlock(&err_mu);
 		}
 		testenv_sleep_ms(5);
@@ -109,8 +112,10 @@ static void *killer(void *arg)
 	PGconn *admin = arg;
 	int64_t end = testenv_now_ms() + RUN_MS;
 	while (testenv_now_ms() < end) {
-		PGresult *r = PQexec(admin, "SELECT count(pg_terminate_backend(pid)) FROM "
-		                            "pg_stat_activity WHERE application_name = 'pqpool-fault-lib'");
+		PGresult *r = PQexec(
+		        admin,
+		        "SELECT count(pg_terminate_backend(pid)) FROM "
+		        "pg_stat_activity WHERE application_name = 'pqpool-fault-lib'");
 		if (PQresultStatus(r) == PGRES_TUPLES_OK)
 			atomic_fetch_add(&n_killed, atol(PQgetvalue(r, 0, 0)));
 		PQclear(r);
@@ -130,7 +135,8 @@ static void test_terminated_under_load(void **state)
 	int64_t t0;
 	(void)state;
 
-	snprintf(conninfo, sizeof conninfo, "%s?application_name=pqpool-fault-lib", testenv_url());
+	snprintf(conninfo, sizeof conninfo, "%s?application_name=pqpool-fault-lib",
+	         testenv_url());
 	testenv_config(&cfg);
 	cfg.conninfo = conninfo;
 	cfg.pool_min = 3;
@@ -158,27 +164,30 @@ static void test_terminated_under_load(void **state)
 	PQfinish(admin);
 
 	pqpool_stats_get(pool, &st);
-	printf("FAULT terminate-library: sent=%ld ok=%ld failed=%ld outage_ms=0 recovery_ms=0 "
+	printf("FAULT terminate-library: sent=%ld ok=%ld failed=%ld outage_ms=0 "
+	       "recovery_ms=0 "
 	       "terminated=%ld rounds=%ld retries=%llu broken=%llu over_ms=%lld\n",
-	       n_ok + n_failed, (long)n_ok, (long)n_failed, (long)n_killed, (long)n_rounds,
-	       (unsigned long long)st.retries,
+	       n_ok + n_failed, (long)n_ok, (long)n_failed, (long)n_killed,
+	       (long)n_rounds, (unsigned long long)st.retries,
 	       (unsigned long long)st.closed_by[PQPOOL_CLOSE_BROKEN],
 	       (long long)(testenv_now_ms() - t0));
 	if (getenv("PQPOOL_FAULTS_SUMMARY")) {
 		FILE *f = fopen(getenv("PQPOOL_FAULTS_SUMMARY"), "a");
 		if (f) {
 			fprintf(f,
-			        "FAULT terminate-library: sent=%ld ok=%ld failed=%ld outage_ms=0 "
+			        "FAULT terminate-library: sent=%ld ok=%ld failed=%ld "
+			        "outage_ms=0 "
 			        "recovery_ms=0 terminated=%ld rounds=%ld retries=%llu\n",
-			        n_ok + n_failed, (long)n_ok, (long)n_failed, (long)n_killed,
-			        (long)n_rounds, (unsigned long long)st.retries);
+			        n_ok + n_failed, (long)n_ok, (long)n_failed,
+			        (long)n_killed, (long)n_rounds,
+			        (unsigned long long)st.retries);
 			fclose(f);
 		}
 	}
 	fflush(stdout);
 	if (n_failed)
-		fail_msg("%ld of %ld read-only calls failed; the first: %s", (long)n_failed,
-		         n_ok + n_failed, first_error);
+		fail_msg("%ld of %ld read-only calls failed; the first: %s",
+		         (long)n_failed, n_ok + n_failed, first_error);
 	/* the fault really happened, to work in flight too */
 	assert_true(n_killed >= n_rounds / 2);
 	assert_true(st.closed_by[PQPOOL_CLOSE_BROKEN] >= 10);

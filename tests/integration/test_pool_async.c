@@ -28,7 +28,8 @@ static int drive(pqpool_conn *pr, pqpool_health *h)
 {
 	int polls = 0;
 	for (;;) {
-		struct pollfd pfd = {.fd = PQsocket(pqpool_conn_pg(pr)), .events = POLLIN};
+		struct pollfd pfd = {.fd = PQsocket(pqpool_conn_pg(pr)),
+		                     .events = POLLIN};
 		int rc;
 		poll(&pfd, 1, pqpool_probe_timeout_ms(pr));
 		polls++;
@@ -127,7 +128,8 @@ static void test_probe_failures(void **state)
 	/* the backend killed while the probe waits */
 	p = open_with("SELECT pg_sleep(1)", 1, 5000);
 	assert_status(PQPOOL_OK, pqpool_probe_start(p, &pr));
-	testenv_admin("SELECT pg_terminate_backend(%d)", PQbackendPID(pqpool_conn_pg(pr)));
+	testenv_admin("SELECT pg_terminate_backend(%d)",
+	              PQbackendPID(pqpool_conn_pg(pr)));
 	drive(pr, &h);
 	assert_int_equal(h.status, PQPOOL_UNHEALTHY);
 	assert_true(h.error[0] != '\0');
@@ -166,8 +168,8 @@ static void many_in_flight(bool prepare)
 		for (int i = 0; i < 8; i++) {
 			snprintf(vals[i], sizeof vals[i], "%d", round * 100 + i);
 			params[i][0] = vals[i];
-			assert_status(PQPOOL_OK, pqpool_send(p, "SELECT $1::int + 1000", 1,
-			                                     params[i], &q[i]));
+			assert_status(PQPOOL_OK, pqpool_send(p, "SELECT $1::int + 1000",
+			                                     1, params[i], &q[i]));
 		}
 		/* every connection in flight: the next one must not wait */
 		assert_status(PQPOOL_EAGAIN, pqpool_send(p, "SELECT 1", 0, NULL, &extra));
@@ -179,7 +181,9 @@ static void many_in_flight(bool prepare)
 			int n = 0, map[8];
 			for (int i = 0; i < 8; i++)
 				if (q[i]) {
-					pfd[n] = (struct pollfd){PQsocket(pqpool_conn_pg(q[i])), POLLIN, 0};
+					pfd[n] = (struct pollfd){
+					        PQsocket(pqpool_conn_pg(q[i])), POLLIN,
+					        0};
 					map[n++] = i;
 				}
 			assert_true(poll(pfd, (nfds_t)n, 5000) > 0);

@@ -73,14 +73,15 @@ static void test_query_params(void **state)
 	cfg.pool_min = 0;
 	p = open_pool(&cfg);
 	assert_status(PQPOOL_OK,
-	              pqpool_query(p, "SELECT $1::int * 6, $2::text IS NULL, $3::text", 3, params, 0, &r));
+	              pqpool_query(p, "SELECT $1::int * 6, $2::text IS NULL, $3::text", 3,
+	                           params, 0, &r));
 	assert_string_equal(PQgetvalue(r, 0, 0), "42");
 	assert_string_equal(PQgetvalue(r, 0, 1), "t");
 	assert_string_equal(PQgetvalue(r, 0, 2), "it's");
 	PQclear(r);
 	/* the spec's performance query */
-	assert_status(PQPOOL_OK, pqpool_query(p, "SELECT $1 as test, NOW() as timestamp", 1, params,
-	                                      PQPOOL_IDEMPOTENT, &r));
+	assert_status(PQPOOL_OK, pqpool_query(p, "SELECT $1 as test, NOW() as timestamp",
+	                                      1, params, PQPOOL_IDEMPOTENT, &r));
 	assert_string_equal(PQgetvalue(r, 0, 0), "7");
 	PQclear(r);
 	assert_status(PQPOOL_EINVAL, pqpool_query(p, "SELECT $1", 1, NULL, 0, &r));
@@ -305,14 +306,17 @@ static void test_release_in_transaction_is_clean(void **state)
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
 	pid = PQbackendPID(pqpool_conn_pg(c));
 	assert_status(PQPOOL_OK, pqpool_exec(c, "BEGIN", 0, NULL, NULL));
-	assert_status(PQPOOL_OK, pqpool_exec(c, "CREATE TEMP TABLE leak(x int)", 0, NULL, NULL));
+	assert_status(PQPOOL_OK,
+	              pqpool_exec(c, "CREATE TEMP TABLE leak(x int)", 0, NULL, NULL));
 	assert_int_equal(PQtransactionStatus(pqpool_conn_pg(c)), PQTRANS_INTRANS);
 	pqpool_release(c);
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
-	assert_int_equal(PQbackendPID(pqpool_conn_pg(c)), pid); /* same connection, kept */
+	assert_int_equal(PQbackendPID(pqpool_conn_pg(c)),
+	                 pid); /* same connection, kept */
 	assert_int_equal(PQtransactionStatus(pqpool_conn_pg(c)), PQTRANS_IDLE);
-	assert_status(PQPOOL_OK, pqpool_exec(c, "SELECT to_regclass('pg_temp.leak') IS NULL", 0,
-	                                     NULL, &r));
+	assert_status(PQPOOL_OK,
+	              pqpool_exec(c, "SELECT to_regclass('pg_temp.leak') IS NULL", 0,
+	                          NULL, &r));
 	assert_string_equal(PQgetvalue(r, 0, 0), "t");
 	PQclear(r);
 
@@ -387,7 +391,8 @@ static void test_query_timeout_cancels(void **state)
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
 	pid = PQbackendPID(pqpool_conn_pg(c));
 	t0 = testenv_now_ms();
-	assert_status(PQPOOL_ETIMEDOUT, pqpool_exec(c, "SELECT pg_sleep(5)", 0, NULL, NULL));
+	assert_status(PQPOOL_ETIMEDOUT,
+	              pqpool_exec(c, "SELECT pg_sleep(5)", 0, NULL, NULL));
 	el = testenv_now_ms() - t0;
 	assert_true(el >= 300);
 	assert_true(el < 2000);
@@ -395,7 +400,8 @@ static void test_query_timeout_cancels(void **state)
 	/* the server really stopped: the backend is idle and the lease usable */
 	assert_status(PQPOOL_OK, pqpool_exec(c, "SELECT 1", 0, NULL, NULL));
 	assert_string_equal(
-	        testenv_admin("SELECT state FROM pg_stat_activity WHERE pid = %d", pid), "idle");
+	        testenv_admin("SELECT state FROM pg_stat_activity WHERE pid = %d", pid),
+	        "idle");
 	pqpool_release(c);
 	pqpool_stats_get(p, &st);
 	assert_int_equal(st.query_timeouts, 1);
@@ -418,7 +424,9 @@ static int serialization_then_ok(pqpool_conn *c, void *arg)
 {
 	(void)arg;
 	if (++calls < 3)
-		return pqpool_exec(c, "DO $$BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END$$",
+		return pqpool_exec(c,
+		                   "DO $$BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE "
+		                   "= '40001'; END$$",
 		                   0, NULL, NULL);
 	return pqpool_exec(c, "SELECT 1", 0, NULL, NULL);
 }
@@ -442,11 +450,14 @@ static void test_retry_classification(void **state)
 	assert_int_equal(calls, 1);
 	assert_true(testenv_now_ms() - t0 < 500);
 	assert_string_equal(pqpool_errcode(), "42601");
-	assert_non_null(strstr(pqpool_errmsg(), "database migration failed after 1 attempt: "));
+	assert_non_null(
+	        strstr(pqpool_errmsg(), "database migration failed after 1 attempt: "));
 	assert_non_null(strstr(pqpool_errmsg(), "syntax error"));
 
-	assert_status(PQPOOL_EQUERY, pqpool_query(p, "SELEC 1", 0, NULL, PQPOOL_IDEMPOTENT, NULL));
-	assert_non_null(strstr(pqpool_errmsg(), "database query failed after 1 attempt: "));
+	assert_status(PQPOOL_EQUERY,
+	              pqpool_query(p, "SELEC 1", 0, NULL, PQPOOL_IDEMPOTENT, NULL));
+	assert_non_null(
+	        strstr(pqpool_errmsg(), "database query failed after 1 attempt: "));
 	pqpool_stats_get(p, &st);
 	assert_int_equal(st.retries, 0);
 
@@ -459,20 +470,28 @@ static void test_retry_classification(void **state)
 
 	/* ... and up to DB_RETRY_ATTEMPTS, with the spec's final message */
 	calls = -10;
-	assert_status(PQPOOL_EQUERY, pqpool_run(p, "transfer", serialization_then_ok, NULL));
+	assert_status(PQPOOL_EQUERY,
+	              pqpool_run(p, "transfer", serialization_then_ok, NULL));
 	assert_int_equal(calls, -7);
-	assert_non_null(strstr(pqpool_errmsg(), "database transfer failed after 3 attempts: "));
+	assert_non_null(
+	        strstr(pqpool_errmsg(), "database transfer failed after 3 attempts: "));
 	assert_string_equal(pqpool_errcode(), "40001");
 
 	/* without PQPOOL_IDEMPOTENT a sent statement is not run again */
 	calls = 0;
-	assert_status(PQPOOL_EQUERY,
-	              pqpool_query(p, "DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END$$",
-	                           0, NULL, 0, NULL));
+	assert_status(
+	        PQPOOL_EQUERY,
+	        pqpool_query(
+	                p,
+	                "DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END$$",
+	                0, NULL, 0, NULL));
 	assert_non_null(strstr(pqpool_errmsg(), "after 1 attempt"));
-	assert_status(PQPOOL_EQUERY,
-	              pqpool_query(p, "DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END$$",
-	                           0, NULL, PQPOOL_IDEMPOTENT, NULL));
+	assert_status(
+	        PQPOOL_EQUERY,
+	        pqpool_query(
+	                p,
+	                "DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END$$",
+	                0, NULL, PQPOOL_IDEMPOTENT, NULL));
 	assert_non_null(strstr(pqpool_errmsg(), "after 3 attempts"));
 
 	pqpool_stats_get(p, &st);
@@ -565,7 +584,8 @@ static void test_health_within(void **state)
 	assert_status(PQPOOL_OK, pqpool_check_health_within(p, 150, &h));
 	ms = testenv_now_ms() - t0;
 	assert_int_equal(h.status, PQPOOL_UNHEALTHY);
-	assert_non_null(strstr(h.error, "timed out after 150 ms waiting for the probe in flight"));
+	assert_non_null(strstr(h.error,
+	                       "timed out after 150 ms waiting for the probe in flight"));
 	assert_in_range(ms, 140, 450);
 	pthread_join(th, NULL);
 	/* the probe it gave up on was not cut short for the others */

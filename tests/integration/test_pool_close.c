@@ -18,7 +18,8 @@ static pqpool *open_blackhole(pqpool_config *cfg, int *fd)
 	int port;
 	*fd = testenv_blackhole(&port);
 	snprintf(blackhole_url, sizeof blackhole_url,
-	         "host=127.0.0.1 port=%d user=x dbname=x password=pw-blackhole sslmode=disable",
+	         "host=127.0.0.1 port=%d user=x dbname=x password=pw-blackhole "
+	         "sslmode=disable",
 	         port);
 	pqpool_config_init(cfg);
 	cfg->conninfo = blackhole_url;
@@ -61,7 +62,8 @@ static void *do_job(void *arg)
 		j->status = pqpool_run(j->p, "job", sleepy, NULL);
 		break;
 	case 2:
-		j->status = pqpool_query(j->p, "SELECT pg_sleep(3)", 0, NULL, PQPOOL_IDEMPOTENT, NULL);
+		j->status = pqpool_query(j->p, "SELECT pg_sleep(3)", 0, NULL,
+		                         PQPOOL_IDEMPOTENT, NULL);
 		break;
 	default:
 		j->status = pqpool_check_health(j->p, &j->h);

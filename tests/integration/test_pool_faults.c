@@ -211,7 +211,7 @@ static void test_close_drains_leases(void **state)
 	el = testenv_now_ms() - t0;
 	pthread_join(th, NULL);
 	assert_status(PQPOOL_OK, h.status);
-	assert_true(el >= 200);  /* waited for the lease */
+	assert_true(el >= 200); /* waited for the lease */
 	assert_true(el < 1500); /* and not for the whole drain time */
 }
 
@@ -280,14 +280,16 @@ static void test_close_gives_up_after_drain_timeout(void **state)
 	assert_true(s.exec_ms < 5000);
 	/* and the server is not still sleeping for us */
 	for (int i = 0; i < 100; i++) {
-		if (atoi(testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-		                       "'SELECT pg_sleep(20)%%' AND pid <> pg_backend_pid()")) == 0)
+		if (atoi(testenv_admin(
+		            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+		            "'SELECT pg_sleep(20)%%' AND pid <> pg_backend_pid()")) == 0)
 			break;
 		testenv_sleep_ms(20);
 	}
-	assert_string_equal(testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-	                                  "'SELECT pg_sleep(20)%%' AND pid <> pg_backend_pid()"),
-	                    "0");
+	assert_string_equal(
+	        testenv_admin("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+	                      "'SELECT pg_sleep(20)%%' AND pid <> pg_backend_pid()"),
+	        "0");
 }
 
 struct closer {

@@ -22,7 +22,8 @@ static pqpool *open_one(bool prepare)
 /* Statements this connection holds, seen from the connection itself. */
 static int prepared_count(pqpool_conn *c)
 {
-	PGresult *r = PQexec(pqpool_conn_pg(c), "SELECT count(*) FROM pg_prepared_statements");
+	PGresult *r =
+	        PQexec(pqpool_conn_pg(c), "SELECT count(*) FROM pg_prepared_statements");
 	int n = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return n;
@@ -38,12 +39,14 @@ static void test_prepared_once_and_reused(void **state)
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
 	assert_int_equal(prepared_count(c), 0);
 	for (int i = 0; i < 3; i++) {
-		assert_status(PQPOOL_OK, pqpool_exec(c, "SELECT $1::int * 2", 1, params, &r));
+		assert_status(PQPOOL_OK,
+		              pqpool_exec(c, "SELECT $1::int * 2", 1, params, &r));
 		assert_string_equal(PQgetvalue(r, 0, 0), "10");
 		PQclear(r);
 	}
 	assert_int_equal(prepared_count(c), 1);
-	r = PQexec(pqpool_conn_pg(c), "SELECT name, statement FROM pg_prepared_statements");
+	r = PQexec(pqpool_conn_pg(c),
+	           "SELECT name, statement FROM pg_prepared_statements");
 	assert_string_equal(PQgetvalue(r, 0, 0), "pqpool_1");
 	assert_string_equal(PQgetvalue(r, 0, 1), "SELECT $1::int * 2");
 	PQclear(r);
@@ -87,7 +90,8 @@ static void test_stale_statements_are_prepared_again(void **state)
 	/* inside a transaction nothing is run again: the error is the caller's */
 	testenv_admin("ALTER TABLE prep_t ADD COLUMN c int");
 	assert_status(PQPOOL_OK, pqpool_exec(c, "BEGIN", 0, NULL, NULL));
-	assert_status(PQPOOL_EQUERY, pqpool_exec(c, "SELECT * FROM prep_t", 0, NULL, NULL));
+	assert_status(PQPOOL_EQUERY,
+	              pqpool_exec(c, "SELECT * FROM prep_t", 0, NULL, NULL));
 	assert_string_equal(pqpool_errcode(), "0A000");
 	pqpool_release(c); /* rolled back */
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
@@ -129,7 +133,8 @@ static void test_prepared_statements_off(void **state)
 	(void)state;
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
 	for (int i = 0; i < 3; i++)
-		assert_status(PQPOOL_OK, pqpool_exec(c, "SELECT $1::int", 1, params, NULL));
+		assert_status(PQPOOL_OK,
+		              pqpool_exec(c, "SELECT $1::int", 1, params, NULL));
 	assert_int_equal(prepared_count(c), 0);
 	pqpool_release(c);
 	/* and the one-shot query path */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define THREADS 64
-#define LEASES 2000
+#define LEASES  2000
 
 struct worker {
 	pqpool *p;
@@ -99,7 +99,8 @@ static void test_stress_counters_add_up(void **state)
 	print_message("stress: %d threads x %d leases, %llu queries, max wait %lld ms, "
 	              "wait p50 %.3f p99 %.3f ms\n",
 	              THREADS, LEASES, (unsigned long long)queries, (long long)max_wait,
-	              pqpool_hist_quantile(&st.wait, 0.5), pqpool_hist_quantile(&st.wait, 0.99));
+	              pqpool_hist_quantile(&st.wait, 0.5),
+	              pqpool_hist_quantile(&st.wait, 0.99));
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }
 
@@ -121,8 +122,8 @@ static void *query_work(void *arg)
 		PGresult *r = NULL;
 		snprintf(v, sizeof v, "%d", w->id * 100000 + i);
 		snprintf(want, sizeof want, "%d", (w->id * 100000 + i) * 2);
-		if (pqpool_query(w->p, "SELECT $1::int * 2", 1, params, PQPOOL_IDEMPOTENT, &r) !=
-		    PQPOOL_OK) {
+		if (pqpool_query(w->p, "SELECT $1::int * 2", 1, params, PQPOOL_IDEMPOTENT,
+		                 &r) != PQPOOL_OK) {
 			w->failed++;
 			continue;
 		}
@@ -186,7 +187,8 @@ static void test_query_waiter_timeout(void **state)
 	cfg.pool_min = 1;
 	cfg.connection_timeout_ms = 300;
 	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
-	assert_status(PQPOOL_OK, pqpool_query(p, "SELECT 1", 0, NULL, 0, NULL)); /* prepared */
+	assert_status(PQPOOL_OK,
+	              pqpool_query(p, "SELECT 1", 0, NULL, 0, NULL)); /* prepared */
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &held));
 	t0 = testenv_now_ms();
 	assert_status(PQPOOL_ETIMEDOUT, pqpool_query(p, "SELECT 1", 0, NULL, 0, &r));

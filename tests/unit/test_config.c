@@ -309,7 +309,8 @@ static void test_env_bools(void **state)
 	            {"yes", true},    {"YES", true},    {"on", true},   {"On", true},
 	            {"false", false}, {"FALSE", false}, {"0", false},   {"no", false},
 	            {"No", false},    {"off", false},   {"OFF", false}};
-	const char *names[] = {"DB_HEALTH_SHARE", "DB_FAIL_FAST", "DB_PREPARED_STATEMENTS"};
+	const char *names[] = {"DB_HEALTH_SHARE", "DB_FAIL_FAST",
+	                       "DB_PREPARED_STATEMENTS"};
 	const size_t offs[] = {OFF(health_share), OFF(fail_fast), OFF(prepare)};
 	char want[PQPOOL__ERRLEN];
 	for (size_t n = 0; n < 3; n++) {
@@ -330,7 +331,8 @@ static void test_env_bools(void **state)
 		}
 	}
 	pqpool_config cfg;
-	load_ok(&cfg, ENV("DB_HEALTH_SHARE", "", "DB_FAIL_FAST", "", "DB_PREPARED_STATEMENTS", ""));
+	load_ok(&cfg, ENV("DB_HEALTH_SHARE", "", "DB_FAIL_FAST", "",
+	                  "DB_PREPARED_STATEMENTS", ""));
 	assert_true(cfg.health_share);
 	assert_false(cfg.fail_fast);
 	assert_true(cfg.prepare);

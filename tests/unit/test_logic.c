@@ -9,9 +9,9 @@
 
 static void test_sqlstate_classes(void **state)
 {
-	static const char *const retry[] = {"08000", "08003", "08006", "08001", "08004",
-	                                    "08P01", "57P01", "57P02", "57P03", "53300",
-	                                    "40001", "40P01"};
+	static const char *const retry[] = {"08000", "08003", "08006", "08001",
+	                                    "08004", "08P01", "57P01", "57P02",
+	                                    "57P03", "53300", "40001", "40P01"};
 	static const char *const never[] = {"08007", "42601", "23505", "23503", "22012",
 	                                    "57014", "53100", "53200", "40002", "40003",
 	                                    "XX000", "42P01", "25P02", "00000", "57000"};
@@ -41,8 +41,8 @@ static void test_backoff_bounds(void **state)
 			uint64_t rnd = r * 0x9E3779B97F4A7C15ull;
 			int d = pqpool_backoff_ms(attempt, 1000, 30000, rnd);
 			if (d < 0 || d > ceiling)
-				fail_msg("attempt %d: delay %d outside [0, %lld]", attempt, d,
-				         (long long)ceiling);
+				fail_msg("attempt %d: delay %d outside [0, %lld]",
+				         attempt, d, (long long)ceiling);
 			if (d > seen_max)
 				seen_max = d;
 			if (d < seen_min)

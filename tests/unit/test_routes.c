@@ -45,7 +45,7 @@ typedef struct fake {
 	int health_calls, stats_calls, service_calls;
 	bool shutting_down;
 	bool service_fails; /* service_metrics returns NULL */
-	int extra_active;     /* added to the snapshot's active connections */
+	int extra_active;   /* added to the snapshot's active connections */
 } fake;
 
 static int fake_health(void *arg, pqpool_health *out)
@@ -300,7 +300,9 @@ static void test_metrics(void **state)
 	ask("GET", "/api/metrics/pool", &r);
 	assert_int_equal(r.status, 200);
 	j = json_of(&r);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "pool"), "max")), 20);
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(j, "pool"), "max")),
+	        20);
 	json_decref(j);
 	route_reply_free(&r);
 
@@ -311,8 +313,9 @@ static void test_metrics(void **state)
 		ask("GET", "/api/metrics/database", &r);
 		j = json_of(&r);
 		m = json_object_get(j, "metrics");
-		assert_int_equal(json_integer_value(json_object_get(m, "activeConnections")),
-		                 1 + i % 2);
+		assert_int_equal(
+		        json_integer_value(json_object_get(m, "activeConnections")),
+		        1 + i % 2);
 		json_decref(j);
 		route_reply_free(&r);
 	}
