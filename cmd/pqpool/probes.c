@@ -422,10 +422,54 @@ static void probe_too_late(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
 	pqpool_stats st;
 	timed_out(pool, waited_ns, h, &st);
 	snprintf(h->error, sizeof h->error,
-	         "health: timed out after %lld ms (DB_CONNECTION_TIMEOUT=%d): waited for "
-	         "a "
-	         "connection, and the probe has no answer yet",
+	         "health: timed out after %lld ms (DB_CONNECTION_TIMEOUT=%d): waited "
+	         "for a connection, and the probe has no answer yet",
 	         (long long)(waited_ns / 1000000), wait_limit_ms);
+}
+
+/* Moves the items of the list at *pp whose bound (since + limit) has come
+ * onto *expired. Returns the ns until the next bound among those kept (-1:
+ * none); *last is the last item kept (NULL: none). Under mu. */
+static int64_t split_expired(workq_item **pp, int64_t now, int64_t limit,
+                             workq_item **expired, workq_item **last)
+{
+	workq_item *it;
+	int64_t next = -1;
+	*last = NULL;
+	while ((it = *pp) != NULL) {
+		int64_t left = it->since_ns + limit - now;
+		if (left <= 0) {
+			*pp = it->next;
+			it->next = *expired;
+			*expired = it;
+			continue;
+		}
+		if (next < 0 || left < next)
+			next = left;
+		*last = it;
+		pp = &it->next;
+	}
+	return next;
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
+/* Answers the expired items "timed out", why() saying what they waited
+ * for. Returns next (ns) in ms, rounded up (-1: none). */
+static int answer_expired(probes *r, workq_item *expired, int64_t now, int64_t next,
+                          void (*why)(pqpool *, int64_t, int, pqpool_health *))
+{
+	while (expired) {
+		pqpool_health h;
+		workq_item *it = expired;
+		expired = it->next;
+		why(r->pool, now - it->since_ns, r->wait_limit_ms, &h);
+		r->done(r->arg, it, PQPOOL_OK, &h, false);
+	}
+	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
 }
 
 /* Items of probes in flight (not those an event thread waits on) that have
@@ -436,36 +480,17 @@ static void probe_too_late(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
  * Returns the ms until the next one's bound (-1: none). Under no lock. */
 static int expire_flights(probes *r)
 {
-	workq_item *expired = NULL, **pp, *it;
+	workq_item *expired = NULL, *last;
 	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next = -1;
 	if (r->wait_limit_ms <= 0)
 		return -1;
 	pthread_mutex_lock(&r->mu);
-	for (flight *f = r->flights; f; f = f->next) {
-		if (f->inline_wait)
-			continue;
-		for (pp = &f->items; (it = *pp) != NULL;) {
-			int64_t left = it->since_ns + limit - now;
-			if (left <= 0) {
-				*pp = it->next;
-				it->next = expired;
-				expired = it;
-				continue;
-			}
-			if (next < 0 || left < next)
-				next = left;
-			pp = &it->next;
-		}
-	}
+	for (flight *f = r->flights; f; f = f->next)
+		if (!f->inline_wait)
+			next = earlier(next, split_expired(&f->items, now, limit,
+			                                   &expired, &last));
 	pthread_mutex_unlock(&r->mu);
-	while (expired) {
-		pqpool_health h;
-		it = expired;
-		expired = it->next;
-		probe_too_late(r->pool, now - it->since_ns, r->wait_limit_ms, &h);
-		r->done(r->arg, it, PQPOOL_OK, &h, false);
-	}
-	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
+	return answer_expired(r, expired, now, next, probe_too_late);
 }
 
 /* Parked items that have waited their limit: answered "timed out", as
@@ -475,34 +500,14 @@ static int expire_flights(probes *r)
  * (-1: none parked). */
 static int expire_parked(probes *r)
 {
-	workq_item *expired = NULL, **pp, *it;
-	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next = -1;
+	workq_item *expired = NULL;
+	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next;
 	if (r->wait_limit_ms <= 0)
 		return -1;
 	pthread_mutex_lock(&r->mu);
-	r->parked_tail = NULL;
-	for (pp = &r->parked; (it = *pp) != NULL;) {
-		int64_t left = it->since_ns + limit - now;
-		if (left <= 0) {
-			*pp = it->next;
-			it->next = expired;
-			expired = it;
-			continue;
-		}
-		if (next < 0 || left < next)
-			next = left;
-		r->parked_tail = it;
-		pp = &it->next;
-	}
+	next = split_expired(&r->parked, now, limit, &expired, &r->parked_tail);
 	pthread_mutex_unlock(&r->mu);
-	while (expired) {
-		pqpool_health h;
-		it = expired;
-		expired = it->next;
-		probes_waited_too_long(r->pool, now - it->since_ns, r->wait_limit_ms, &h);
-		r->done(r->arg, it, PQPOOL_OK, &h, false);
-	}
-	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
+	return answer_expired(r, expired, now, next, probes_waited_too_long);
 }
 
 /* Connections our probes gave back go to the parked items. */
