@@ -124,22 +124,6 @@ pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int w
 	return PQPOOL_HEALTHY;
 }
 
-/* The answer of a caller whose own bound passed while it waited for the
- * probe in flight. */
-static void waited_out(struct pqpool *p, int64_t t0, int timeout_ms, pqpool_health *h)
-{
-	pqpool_stats st;
-	memset(h, 0, sizeof *h);
-	h->status = PQPOOL_UNHEALTHY;
-	h->response_ms = (double)(pqpool__now_ns() - t0) / 1e6;
-	h->checked_at_ms = pqpool__wall_ms();
-	pqpool__stats_quick(p, &st); /* we are pinned */
-	h->connection_count = st.total;
-	snprintf(h->error, sizeof h->error,
-	         "health: timed out after %d ms waiting for the probe in flight",
-	         timeout_ms);
-}
-
 int pqpool_check_health_within(pqpool *p, int timeout_ms, pqpool_health *out)
 {
 	int64_t t0 = pqpool__now_ns();
@@ -168,11 +152,16 @@ int pqpool_check_health_within(pqpool *p, int timeout_ms, pqpool_health *out)
 			late = pthread_cond_timedwait(&p->health_cv, &p->health_mu,
 			                              &ts) == ETIMEDOUT &&
 			       p->health_gen == gen;
-		if (late)
-			waited_out(p, t0, timeout_ms, out);
-		else
+		if (!late)
 			*out = p->health_last;
 		pthread_mutex_unlock(&p->health_mu);
+		if (late) { /* answered like a probe that failed, saying why */
+			int rc = pqpool__fail(PQPOOL_ETIMEDOUT,
+			                      "health: timed out after %d ms waiting for "
+			                      "the probe in flight",
+			                      timeout_ms);
+			pqpool__health_result(p, rc, t0, out);
+		}
 		pqpool__unpin(p);
 		pqpool__ok();
 		return PQPOOL_OK;
