@@ -458,9 +458,9 @@ static int64_t earlier(int64_t a, int64_t b)
 }
 
 /* Answers the expired items "timed out", why() saying what they waited
- * for. Returns next (ns) in ms, rounded up (-1: none). */
-static int answer_expired(probes *r, workq_item *expired, int64_t now, int64_t next,
-                          void (*why)(pqpool *, int64_t, int, pqpool_health *))
+ * for. */
+static void answer_expired(probes *r, workq_item *expired, int64_t now,
+                           void (*why)(pqpool *, int64_t, int, pqpool_health *))
 {
 	while (expired) {
 		pqpool_health h;
@@ -469,45 +469,33 @@ static int answer_expired(probes *r, workq_item *expired, int64_t now, int64_t n
 		why(r->pool, now - it->since_ns, r->wait_limit_ms, &h);
 		r->done(r->arg, it, PQPOOL_OK, &h, false);
 	}
-	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
 }
 
-/* Items of probes in flight (not those an event thread waits on) that have
- * reached their own bound: answered "timed out" now, while their probe runs
- * on to its deadline for the others. A probe's deadline counts from its
- * start; an item's from its arrival, and an item that had to wait for a
- * connection would otherwise wait up to twice DB_CONNECTION_TIMEOUT in all.
- * Returns the ms until the next one's bound (-1: none). Under no lock. */
-static int expire_flights(probes *r)
+/* Requests that have waited their limit, counted from their arrival:
+ * answered "timed out". Parked ones, as pqpool_check_health answers a
+ * caller that waited that long in the pool's line (else a parked request
+ * waits as long as the line ahead of it takes). Those of probes in flight
+ * (not the ones an event thread waits on), while their probe runs on to
+ * its deadline for the others: a probe's deadline counts from its start,
+ * and a request that first waited for a connection would otherwise wait up
+ * to twice DB_CONNECTION_TIMEOUT in all. One pass under mu for both.
+ * Returns the ms until the next one's limit (-1: none). */
+static int expire(probes *r)
 {
-	workq_item *expired = NULL, *last;
-	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next = -1;
-	if (r->wait_limit_ms <= 0)
-		return -1;
-	pthread_mutex_lock(&r->mu);
-	for (flight *f = r->flights; f; f = f->next)
-		if (!f->inline_wait)
-			next = earlier(next, split_expired(&f->items, now, limit,
-			                                   &expired, &last));
-	pthread_mutex_unlock(&r->mu);
-	return answer_expired(r, expired, now, next, probe_too_late);
-}
-
-/* Parked items that have waited their limit: answered "timed out", as
- * pqpool_check_health answers a caller that waited that long in the pool's
- * line. Without this a parked item waits as long as the line ahead of it
- * takes, however long that is. Returns the ms until the next one expires
- * (-1: none parked). */
-static int expire_parked(probes *r)
-{
-	workq_item *expired = NULL;
+	workq_item *parked = NULL, *late = NULL, *last;
 	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next;
 	if (r->wait_limit_ms <= 0)
 		return -1;
 	pthread_mutex_lock(&r->mu);
-	next = split_expired(&r->parked, now, limit, &expired, &r->parked_tail);
+	next = split_expired(&r->parked, now, limit, &parked, &r->parked_tail);
+	for (flight *f = r->flights; f; f = f->next)
+		if (!f->inline_wait)
+			next = earlier(
+			        next, split_expired(&f->items, now, limit, &late, &last));
 	pthread_mutex_unlock(&r->mu);
-	return answer_expired(r, expired, now, next, probes_waited_too_long);
+	answer_expired(r, parked, now, probes_waited_too_long);
+	answer_expired(r, late, now, probe_too_late);
+	return next < 0 ? -1 : (int)((next + 999999) / 1000000);
 }
 
 /* Connections our probes gave back go to the parked items. */
@@ -549,9 +537,7 @@ static void *run(void *arg)
 	struct epoll_event evs[64];
 
 	for (;;) {
-		int timeout = expire_parked(r), n, t_items = expire_flights(r);
-		if (t_items >= 0 && (timeout < 0 || t_items < timeout))
-			timeout = t_items;
+		int timeout = expire(r), n;
 		bool stopping, idle;
 		pthread_mutex_lock(&r->mu);
 		for (flight *f = r->flights; f; f = f->next) {
