@@ -292,6 +292,27 @@ static int judge(int status)
 	return status < 0 && m && m[0] ? -1 : -2;
 }
 
+/* Notes what step i returned; right: whether a value it returned was the
+ * one expected (only looked at when it succeeded). */
+static void record(struct outcome *o, enum step i, int st, bool right)
+{
+	o->status[i] = st;
+	o->step[i] = judge(st);
+	if (st == PQPOOL_OK && !right)
+		o->step[i] = -3;
+}
+
+/* The same for a health answer, which reports through its status alone:
+ * unhealthy must say why. */
+static void record_health(struct outcome *o, enum step i, int st, const pqpool_health *h)
+{
+	o->status[i] = st;
+	if (h->status == PQPOOL_HEALTHY)
+		o->step[i] = 1;
+	else
+		o->step[i] = h->error[0] ? -1 : -2;
+}
+
 static int in_run(pqpool_conn *c, void *arg)
 {
 	PGresult *r = NULL;
@@ -341,21 +362,16 @@ static void scenario(const char *conninfo, struct outcome *o)
 	cfg.retry_base_delay_ms = 1;
 
 	st = pqpool_open(&cfg, &p);
-	o->status[S_OPEN] = st;
-	o->step[S_OPEN] = judge(st);
+	record(o, S_OPEN, st, true);
 	if (st != PQPOOL_OK)
 		return;
 
 	st = pqpool_acquire(p, 3000, &c);
-	o->status[S_ACQUIRE] = st;
-	o->step[S_ACQUIRE] = judge(st);
+	record(o, S_ACQUIRE, st, true);
 	if (st == PQPOOL_OK) {
 		const char *one[] = {"7"};
 		st = pqpool_exec(c, "SELECT $1::int + 1", 1, one, &r);
-		o->status[S_EXEC] = st;
-		o->step[S_EXEC] = judge(st);
-		if (st == PQPOOL_OK && !value_is(r, "8"))
-			o->step[S_EXEC] = -3;
+		record(o, S_EXEC, st, value_is(r, "8"));
 		PQclear(r);
 		r = NULL;
 		pqpool_release(c);
@@ -364,19 +380,13 @@ static void scenario(const char *conninfo, struct outcome *o)
 
 	const char *arg[] = {"x"};
 	st = pqpool_query(p, "SELECT $1::text", 1, arg, PQPOOL_IDEMPOTENT, &r);
-	o->status[S_QUERY] = st;
-	o->step[S_QUERY] = judge(st);
-	if (st == PQPOOL_OK && !value_is(r, "x"))
-		o->step[S_QUERY] = -3;
+	record(o, S_QUERY, st, value_is(r, "x"));
 	PQclear(r);
 	r = NULL;
 
 	bool right = false;
 	st = pqpool_run(p, "oom test", in_run, &right);
-	o->status[S_RUN] = st;
-	o->step[S_RUN] = judge(st);
-	if (st == PQPOOL_OK && !right)
-		o->step[S_RUN] = -3;
+	record(o, S_RUN, st, right);
 
 	st = pqpool_send(p, "SELECT 3", 0, NULL, &c);
 	if (st == PQPOOL_OK) {
@@ -385,44 +395,33 @@ static void scenario(const char *conninfo, struct outcome *o)
 		st = pqpool_finish(c, &r);
 		c = NULL;
 	}
-	o->status[S_SEND] = st;
-	o->step[S_SEND] = judge(st);
-	if (st == PQPOOL_OK && !value_is(r, "3"))
-		o->step[S_SEND] = -3;
+	record(o, S_SEND, st, value_is(r, "3"));
 	PQclear(r);
 	r = NULL;
 
 	pqpool_health h;
 	st = pqpool_check_health(p, &h);
-	o->status[S_HEALTH] = st;
-	/* unhealthy must say why */
-	if (h.status == PQPOOL_HEALTHY)
-		o->step[S_HEALTH] = 1;
-	else
-		o->step[S_HEALTH] = h.error[0] ? -1 : -2;
+	record_health(o, S_HEALTH, st, &h);
 
 	/* the non-blocking probe: once started, it reports through its result;
 	 * EAGAIN (no idle connection at once) is an answer, not a failure */
 	st = pqpool_probe_start(p, &c);
-	o->status[S_PROBE] = st;
 	if (st == PQPOOL_OK) {
 		pqpool_health h2;
 		while (pqpool_probe_poll(c) == PQPOOL_EAGAIN)
 			wait_readable(c);
 		pqpool_probe_finish(c, &h2);
 		c = NULL;
-		if (h2.status == PQPOOL_HEALTHY)
-			o->step[S_PROBE] = 1;
-		else
-			o->step[S_PROBE] = h2.error[0] ? -1 : -2;
+		record_health(o, S_PROBE, st, &h2);
 	} else if (st != PQPOOL_EAGAIN) {
-		o->step[S_PROBE] = judge(st);
+		record(o, S_PROBE, st, true);
+	} else {
+		o->status[S_PROBE] = st;
 	}
 
 	pqpool_stats s;
 	st = pqpool_stats_get(p, &s);
-	o->status[S_STATS] = st;
-	o->step[S_STATS] = judge(st);
+	record(o, S_STATS, st, true);
 	if (st == PQPOOL_OK) {
 		char *out;
 		/* a renderer's only failure is running out of memory: NULL */
@@ -455,6 +454,7 @@ struct tally {
 /* One run with the Nth allocation failing; false when N was past the end. */
 static bool run_one(const char *conninfo, long n, bool pers, struct tally *t)
 {
+	const char *mode = pers ? "persistent" : "transient";
 	struct outcome o;
 	int64_t t0 = testenv_now_ms();
 	arm(n, pers);
@@ -462,18 +462,15 @@ static bool run_one(const char *conninfo, long n, bool pers, struct tally *t)
 	disarm();
 	int64_t ms = testenv_now_ms() - t0;
 	if (getenv("PQPOOL_OOM_TRACE"))
-		print_message("%s N=%ld: %lld ms\n", pers ? "persistent" : "transient", n,
-		              (long long)ms);
+		print_message("%s N=%ld: %lld ms\n", mode, n, (long long)ms);
 	/* every step is bounded by 3 s; together they must stay well inside */
 	if (ms > 10000)
-		fail_msg("%s N=%ld: the scenario took %lld ms",
-		         pers ? "persistent" : "transient", n, (long long)ms);
+		fail_msg("%s N=%ld: the scenario took %lld ms", mode, n, (long long)ms);
 
 	long allocs = n_allocs, failed = n_failed, leaked = count_leaks(false);
-	bool void_run = overflow;
 	if (allocs > t->max_allocs)
 		t->max_allocs = allocs;
-	if (void_run)
+	if (overflow)
 		fail_msg("N=%ld: more live blocks than the tracking table holds", n);
 	if (n >= 0 && failed == 0)
 		return false; /* the scenario made fewer than N+1 allocations */
@@ -485,12 +482,11 @@ static bool run_one(const char *conninfo, long n, bool pers, struct tally *t)
 		else if (o.step[i] == -1)
 			t->failed_steps++;
 		if (o.step[i] == -2)
-			fail_msg("%s N=%ld: %s failed (%s) without saying why",
-			         pers ? "persistent" : "transient", n, step_name[i],
-			         pqpool_strstatus(o.status[i]));
+			fail_msg("%s N=%ld: %s failed (%s) without saying why", mode, n,
+			         step_name[i], pqpool_strstatus(o.status[i]));
 		if (o.step[i] == -3)
-			fail_msg("%s N=%ld: %s returned a wrong value",
-			         pers ? "persistent" : "transient", n, step_name[i]);
+			fail_msg("%s N=%ld: %s returned a wrong value", mode, n,
+			         step_name[i]);
 	}
 	/* Without failures, everything must work. */
 	if (n < 0)
@@ -499,12 +495,12 @@ static bool run_one(const char *conninfo, long n, bool pers, struct tally *t)
 				fail_msg("no failure injected, yet %s did not succeed "
 				         "(%s)",
 				         step_name[i], pqpool_strstatus(o.status[i]));
-	if (leaked != 0)
-		count_leaks(true);
-	if (leaked != 0)
+	if (leaked != 0) {
+		count_leaks(true); /* prints who allocated them */
 		fail_msg("%s N=%ld: %ld blocks allocated during the scenario are "
 		         "still live after close",
-		         pers ? "persistent" : "transient", n, leaked);
+		         mode, n, leaked);
+	}
 	return true;
 }
 
