@@ -10,7 +10,7 @@
 #include "pqpool.h"
 
 /* ---- latency histogram: log-linear, about 3 % resolution, no allocation ---- */
-#define LAT_SUB 32                 /* sub-buckets per power of two */
+#define LAT_SUB     32 /* sub-buckets per power of two */
 #define LAT_BUCKETS (64 * LAT_SUB)
 
 typedef struct lat_hist {
@@ -29,29 +29,32 @@ double lat_mean_ns(const lat_hist *h);
 
 /* ---- options and results ---- */
 typedef struct bench_opts {
-	const char *conninfo;   /* NULL: from the environment (pqpool config) */
-	int threads;            /* client threads (throughput, nopool, overhead) */
-	int pool;               /* pool size */
-	double duration_s;      /* per measurement */
-	int rounds;             /* spec: rounds; others: repetitions */
-	const char *query;      /* throughput / nopool / compare */
-	bool prepared;          /* named statements cached per connection */
-	bool lease;             /* throughput: acquire, exec, release instead of
-	                         * the one-shot pqpool_query */
-	bool blocking;          /* spec: a thread per concurrent query, rounds
-	                         * kept by barriers, instead of one thread */
-	bool progress;          /* a progress line on stderr */
+	const char *conninfo; /* NULL: from the environment (pqpool config) */
+	int threads;          /* client threads (throughput, nopool, overhead) */
+	int pool;             /* pool size */
+	double duration_s;    /* per measurement */
+	int rounds;           /* spec: rounds; others: repetitions */
+	const char *query;    /* throughput / nopool / compare */
+	bool prepared;        /* named statements cached per connection */
+	bool lease;           /* throughput: acquire, exec, release instead of
+	                       * the one-shot pqpool_query */
+	bool blocking;        /* spec: a thread per concurrent query, rounds
+	                       * kept by barriers, instead of one thread */
+	int loops;            /* throughput, compare: event-loop threads with
+	                       * pqpool_send instead of blocking callers
+	                       * (0: blocking) */
+	bool progress;        /* a progress line on stderr */
 } bench_opts;
 
 typedef struct bench_result {
-	const char *name;       /* "pqpool", "nopool", "pgbench", ... */
+	const char *name; /* "pqpool", "nopool", "pgbench", ... */
 	int threads, conns;
 	bool prepared;
-	double seconds;         /* wall time measured */
-	uint64_t ops;           /* queries, rounds or cycles */
+	double seconds; /* wall time measured */
+	uint64_t ops;   /* queries, rounds or cycles */
 	uint64_t errors;
 	double ops_per_s;
-	double cpu_s;           /* client CPU (user + system) */
+	double cpu_s; /* client CPU (user + system) */
 	double cpu_us_per_op;
 	lat_hist latency;       /* per query, acquire included */
 	lat_hist wait;          /* acquire only (pooled runs) */
@@ -62,6 +65,9 @@ typedef struct bench_result {
 
 /* Each returns 0, or -1 with a message on stderr. */
 int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r);
+/* The same work from o->loops event-loop threads with pqpool_send, each
+ * keeping its share of the pool busy, as pgbench -j does. */
+int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_overhead(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r);

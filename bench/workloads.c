@@ -213,6 +213,145 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	return 0;
 }
 
+/* ---- throughput, the event-loop way: pqpool_send from a few threads ---- */
+
+/* Each loop keeps its share of the pool's connections busy, as a pgbench
+ * thread keeps its share of connections: it sends on every connection it
+ * can take, waits on all their sockets at once, finishes what has answered
+ * and sends again. Nobody waits for a connection, so there is no wait
+ * distribution to report; latency counts from send to finish. */
+struct al_worker {
+	pqpool *pool;
+	const bench_opts *o;
+	_Atomic int *phase;
+	int share; /* queries this loop keeps in flight */
+	uint64_t ops, errors;
+	lat_hist lat;
+	char err[256];
+	pthread_t th;
+};
+
+static void al_error(struct al_worker *w, int ph)
+{
+	if (ph != PH_MEASURE)
+		return;
+	if (!w->errors)
+		snprintf(w->err, sizeof w->err, "%s", pqpool_errmsg());
+	w->errors++;
+}
+
+static void *al_run(void *arg)
+{
+	struct al_worker *w = arg;
+	struct pollfd *pfd = calloc((size_t)w->share, sizeof *pfd);
+	pqpool_conn **fl = calloc((size_t)w->share, sizeof *fl);
+	uint64_t *sent = calloc((size_t)w->share, sizeof *sent);
+	int nfl = 0, ph;
+	if (!pfd || !fl || !sent) {
+		snprintf(w->err, sizeof w->err, "out of memory");
+		w->errors++;
+		goto out;
+	}
+	while (atomic_load(w->phase) == PH_WAIT)
+		sched_yield();
+	for (;;) {
+		int n;
+		ph = atomic_load_explicit(w->phase, memory_order_relaxed);
+		/* send on every connection we can take; none once stopping */
+		while (ph != PH_STOP && nfl < w->share) {
+			int rc = pqpool_send(w->pool, w->o->query, 0, NULL, &fl[nfl]);
+			if (rc == PQPOOL_EAGAIN)
+				break; /* another loop holds it for now */
+			if (rc != PQPOOL_OK) {
+				al_error(w, ph);
+				break;
+			}
+			sent[nfl] = ns_now();
+			pfd[nfl] = (struct pollfd){PQsocket(pqpool_conn_pg(fl[nfl])),
+			                           POLLIN, 0};
+			nfl++;
+		}
+		if (nfl == 0) {
+			if (ph == PH_STOP)
+				break;
+			sched_yield();
+			continue;
+		}
+		/* a quiet 100 ms still checks each query's deadline below */
+		n = poll(pfd, (nfds_t)nfl, 100);
+		if (n < 0 && errno != EINTR) {
+			al_error(w, ph);
+			break;
+		}
+		for (int i = 0; i < nfl; i++) {
+			uint64_t t0 = sent[i];
+			int rc;
+			if (n > 0 && !pfd[i].revents)
+				continue;
+			if (pqpool_poll(fl[i]) == PQPOOL_EAGAIN)
+				continue;
+			rc = pqpool_finish(fl[i], NULL);
+			if (rc != PQPOOL_OK) {
+				al_error(w, ph);
+			} else if (ph == PH_MEASURE) {
+				lat_add(&w->lat, ns_now() - t0);
+				w->ops++;
+			}
+			nfl--;
+			fl[i] = fl[nfl];
+			pfd[i] = pfd[nfl];
+			sent[i] = sent[nfl];
+			i--;
+		}
+	}
+out:
+	free(pfd);
+	free(fl);
+	free(sent);
+	return NULL;
+}
+
+int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
+{
+	int loops = o->loops < o->pool ? o->loops : o->pool;
+	struct al_worker *w = calloc((size_t)loops, sizeof *w);
+	_Atomic int phase = PH_WAIT;
+	pqpool *p;
+	double t0, cpu0;
+
+	init_result(r, o->prepared ? "pqpool_send prepared" : "pqpool_send", o);
+	r->threads = loops;
+	cfg->prepare = o->prepared;
+	if (!w || open_pool(cfg, o->pool, &p) != 0) {
+		free(w);
+		return -1;
+	}
+	for (int i = 0; i < loops; i++) {
+		w[i].pool = p;
+		w[i].o = o;
+		w[i].phase = &phase;
+		w[i].share = o->pool / loops + (i < o->pool % loops);
+		lat_init(&w[i].lat);
+		pthread_create(&w[i].th, NULL, al_run, &w[i]);
+	}
+	run_phases(o, r->name, &phase, &t0, &cpu0, p, &r->pool_wait);
+	for (int i = 0; i < loops; i++)
+		pthread_join(w[i].th, NULL);
+	for (int i = 0; i < loops; i++) {
+		r->ops += w[i].ops;
+		r->errors += w[i].errors;
+		lat_merge(&r->latency, &w[i].lat);
+		if (w[i].errors)
+			fprintf(stderr, "bench: %llu error(s), first: %s\n",
+			        (unsigned long long)w[i].errors, w[i].err);
+	}
+	finish(r, t0, cpu0);
+	memset(&r->pool_wait, 0, sizeof r->pool_wait); /* nobody waits */
+	pqpool_close(p, 5000);
+	free(w);
+	return 0;
+}
+
 /* ---- nopool: the same work, a fresh connection per query ---- */
 
 struct np_worker {
