@@ -240,7 +240,7 @@ struct pqpool {
 	bool closed;            /* under mu; mirrored in CLOSED_BIT */
 	bool zombie;            /* close gave up; freed by the last one */
 	bool freeing;           /* someone is freeing it */
-	int users;              /* threads inside calls that may block
+	_Atomic int users;      /* threads inside calls that may block
 	                         * without owning a slot (slow acquire,
 	                         * health, run, query, maintain, stats) */
 	pthread_cond_t drained; /* closed: a slot emptied, a user left */

@@ -191,18 +191,23 @@ static bool last_one_locked(struct pqpool *p)
 	return true;
 }
 
+/* Pinning takes no lock: every pqpool_query pins, and a lock per pin is
+ * contended by all callers at once. Only the last user to leave a closed
+ * pool takes it, to tell the closer or free the pool; the decrement and
+ * close's setting of CLOSED_BIT are sequentially consistent, so that one of
+ * them sees the other. */
 static void pin(struct pqpool *p)
 {
-	pthread_mutex_lock(&p->mu);
-	p->users++;
-	pthread_mutex_unlock(&p->mu);
+	atomic_fetch_add(&p->users, 1);
 }
 
 static void unpin(struct pqpool *p)
 {
 	bool free_it;
+	if (atomic_fetch_sub(&p->users, 1) != 1 ||
+	    !(atomic_load(&p->contend) & PQPOOL__CLOSED_BIT))
+		return;
 	pthread_mutex_lock(&p->mu);
-	p->users--;
 	free_it = last_one_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	if (free_it)
