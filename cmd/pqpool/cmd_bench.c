@@ -372,10 +372,11 @@ static int run_bench(const cli_args *args)
 		setup_free(&rn.s);
 		return rc;
 	}
-	rn.out = json_pack("{s:s, s:{s:i, s:i, s:f, s:s, s:b}, s:[], s:{}}", "workload",
-	                   rn.workload, "options", "threads", rn.o.threads, "pool",
-	                   rn.o.pool, "duration_s", rn.o.duration_s, "query", rn.o.query,
-	                   "prepared", rn.o.prepared, "results", "ratios");
+	rn.out = json_pack("{s:s, s:{s:i, s:i, s:f, s:s, s:b, s:i}, s:[], s:{}}",
+	                   "workload", rn.workload, "options", "threads", rn.o.threads,
+	                   "pool", rn.o.pool, "duration_s", rn.o.duration_s, "query",
+	                   rn.o.query, "prepared", rn.o.prepared, "loops", rn.o.loops,
+	                   "results", "ratios");
 	rn.results = rn.out ? json_object_get(rn.out, "results") : NULL;
 	if (!rn.results) {
 		setup_free(&rn.s);

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# test_bench.sh — `pqpool bench` against the fixture's database, in short
+# runs: blocking callers and event loops (--loops) each complete queries
+# without errors and report what they measured; --loops is validated and
+# capped at the pool size; compare runs pgbench beside the event loops and
+# reports no fairness for them. Figures are not judged here (BENCHMARKS.md).
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/serve_lib.sh"
+
+bench() { run "DATABASE_URL=$url" -- bench --no-progress --json -d 1 "$@"; }
+
+bench throughput -t 4 -p 2
+expect_eq "throughput: exit status" 0 "$RC"
+expect_jq "throughput: blocking callers, queries done, no errors" \
+	'.results[0] | .name == "pqpool" and .threads == 4 and .operations > 0 and .errors == 0' "$OUT"
+expect_jq "throughput: latency and client CPU reported" \
+	'.results[0] | .latency_ms.count == .operations and .client_cpu_us_per_op > 0' "$OUT"
+
+bench throughput --loops 2 -p 4
+expect_eq "throughput --loops 2: exit status" 0 "$RC"
+expect_jq "throughput --loops 2: two event loops, queries done, no errors" \
+	'.options.loops == 2 and (.results[0] | .name == "pqpool_send" and .threads == 2 and .connections == 4 and .operations > 0 and .errors == 0)' "$OUT"
+expect_jq "throughput --loops 2: latency per query, no wait (nobody waits)" \
+	'.results[0] | .latency_ms.count == .operations and .latency_ms.p50 > 0 and (has("wait_ms") | not) and (has("pool_wait_ms") | not)' "$OUT"
+
+bench throughput --loops 2 -p 2 --prepared
+expect_jq "throughput --loops --prepared: cached statements, no errors" \
+	'.results[0] | .name == "pqpool_send prepared" and .prepared and .operations > 0 and .errors == 0' "$OUT"
+
+bench throughput --loops 8 -p 3
+expect_jq "more loops than connections: one loop per connection" \
+	'.results[0] | .threads == 3 and .operations > 0 and .errors == 0' "$OUT"
+
+for bad in -1 x 1025 ""; do
+	bench throughput --loops="$bad"
+	expect_eq "--loops=\"$bad\": usage error" 2 "$RC"
+	expect_match "--loops=\"$bad\": says what is expected" \
+		'^pqpool: --loops="[^"]*": expected an integer from 0 to 1024$' "$ERR"
+done
+
+if command -v pgbench >/dev/null 2>&1; then
+	bench compare --loops 1 -p 2
+	expect_eq "compare --loops 1: exit status" 0 "$RC"
+	expect_jq "compare --loops 1: pgbench, event loop, pgbench" \
+		'[.results[].name] == ["pgbench -M extended", "pqpool_send", "pgbench -M extended"]' "$OUT"
+	expect_jq "compare --loops 1: ratios, and no fairness for event loops" \
+		'.ratios.throughput_over_pgbench > 0 and .ratios.client_cpu_over_pgbench > 0 and (.ratios | has("wait_p99_over_median") | not)' "$OUT"
+else
+	echo "SKIP compare: pgbench not found (Debian package postgresql-client)"
+fi
+
+serve_finish
