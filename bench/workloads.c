@@ -104,15 +104,42 @@ static void run_phases(const bench_opts *o, const char *what, _Atomic int *phase
 	}
 }
 
+/* What one worker measured: its queries, its errors (the first one's
+ * message kept) and their latency, added to the result at the end. */
+typedef struct tally {
+	uint64_t ops, errors;
+	lat_hist lat;
+	char err[256];
+} tally;
+
+static void tally_error(tally *t, const char *msg)
+{
+	if (!t->errors)
+		snprintf(t->err, sizeof t->err, "%s", msg);
+	t->errors++;
+}
+
+/* Adds t to r; its errors, if any, are reported on stderr after "bench: "
+ * and what. */
+static void tally_merge(bench_result *r, const tally *t, const char *what)
+{
+	r->ops += t->ops;
+	r->errors += t->errors;
+	lat_merge(&r->latency, &t->lat);
+	if (t->errors)
+		fprintf(stderr, "bench: %s%llu error(s), first: %s\n", what,
+		        (unsigned long long)t->errors, t->err);
+}
+
 /* ---- throughput: N threads on a pool of P, one query per lease ---- */
 
 struct tp_worker {
 	pqpool *pool;
 	const bench_opts *o;
 	_Atomic int *phase;
-	uint64_t ops, errors, worst_wait;
-	lat_hist lat, wait;
-	char err[256];
+	tally t;
+	uint64_t worst_wait;
+	lat_hist wait;
 	pthread_t th;
 };
 
@@ -142,9 +169,7 @@ static void *tp_run(void *arg)
 		if (ph != PH_MEASURE)
 			continue;
 		if (rc != PQPOOL_OK) {
-			if (!w->errors)
-				snprintf(w->err, sizeof w->err, "%s", pqpool_errmsg());
-			w->errors++;
+			tally_error(&w->t, pqpool_errmsg());
 			continue;
 		}
 		if (t1) {
@@ -152,8 +177,8 @@ static void *tp_run(void *arg)
 			if (t1 - t0 > w->worst_wait)
 				w->worst_wait = t1 - t0;
 		}
-		lat_add(&w->lat, t2 - t0);
-		w->ops++;
+		lat_add(&w->t.lat, t2 - t0);
+		w->t.ops++;
 	}
 	return NULL;
 }
@@ -189,7 +214,7 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		w[i].pool = p;
 		w[i].o = o;
 		w[i].phase = &phase;
-		lat_init(&w[i].lat);
+		lat_init(&w[i].t.lat);
 		lat_init(&w[i].wait);
 		pthread_create(&w[i].th, NULL, tp_run, &w[i]);
 	}
@@ -197,15 +222,10 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	for (int i = 0; i < o->threads; i++)
 		pthread_join(w[i].th, NULL);
 	for (int i = 0; i < o->threads; i++) {
-		r->ops += w[i].ops;
-		r->errors += w[i].errors;
-		lat_merge(&r->latency, &w[i].lat);
+		tally_merge(r, &w[i].t, "");
 		lat_merge(&r->wait, &w[i].wait);
 		if (w[i].worst_wait > r->worst_wait_ns)
 			r->worst_wait_ns = w[i].worst_wait;
-		if (w[i].errors)
-			fprintf(stderr, "bench: %llu error(s), first: %s\n",
-			        (unsigned long long)w[i].errors, w[i].err);
 	}
 	finish(r, t0, cpu0);
 	pqpool_close(p, 5000);
@@ -225,19 +245,14 @@ struct al_worker {
 	const bench_opts *o;
 	_Atomic int *phase;
 	int share; /* queries this loop keeps in flight */
-	uint64_t ops, errors;
-	lat_hist lat;
-	char err[256];
+	tally t;
 	pthread_t th;
 };
 
 static void al_error(struct al_worker *w, int ph)
 {
-	if (ph != PH_MEASURE)
-		return;
-	if (!w->errors)
-		snprintf(w->err, sizeof w->err, "%s", pqpool_errmsg());
-	w->errors++;
+	if (ph == PH_MEASURE)
+		tally_error(&w->t, pqpool_errmsg());
 }
 
 static void *al_run(void *arg)
@@ -248,8 +263,7 @@ static void *al_run(void *arg)
 	uint64_t *sent = calloc((size_t)w->share, sizeof *sent);
 	int nfl = 0, ph;
 	if (!pfd || !fl || !sent) {
-		snprintf(w->err, sizeof w->err, "out of memory");
-		w->errors++;
+		tally_error(&w->t, "out of memory");
 		goto out;
 	}
 	while (atomic_load(w->phase) == PH_WAIT)
@@ -294,8 +308,8 @@ static void *al_run(void *arg)
 			if (rc != PQPOOL_OK) {
 				al_error(w, ph);
 			} else if (ph == PH_MEASURE) {
-				lat_add(&w->lat, ns_now() - t0);
-				w->ops++;
+				lat_add(&w->t.lat, ns_now() - t0);
+				w->t.ops++;
 			}
 			nfl--;
 			fl[i] = fl[nfl];
@@ -331,22 +345,16 @@ int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result
 		w[i].o = o;
 		w[i].phase = &phase;
 		w[i].share = o->pool / loops + (i < o->pool % loops);
-		lat_init(&w[i].lat);
+		lat_init(&w[i].t.lat);
 		pthread_create(&w[i].th, NULL, al_run, &w[i]);
 	}
-	run_phases(o, r->name, &phase, &t0, &cpu0, p, &r->pool_wait);
+	/* nobody waits for a connection: no wait histogram to take */
+	run_phases(o, r->name, &phase, &t0, &cpu0, NULL, NULL);
 	for (int i = 0; i < loops; i++)
 		pthread_join(w[i].th, NULL);
-	for (int i = 0; i < loops; i++) {
-		r->ops += w[i].ops;
-		r->errors += w[i].errors;
-		lat_merge(&r->latency, &w[i].lat);
-		if (w[i].errors)
-			fprintf(stderr, "bench: %llu error(s), first: %s\n",
-			        (unsigned long long)w[i].errors, w[i].err);
-	}
+	for (int i = 0; i < loops; i++)
+		tally_merge(r, &w[i].t, "");
 	finish(r, t0, cpu0);
-	memset(&r->pool_wait, 0, sizeof r->pool_wait); /* nobody waits */
 	pqpool_close(p, 5000);
 	free(w);
 	return 0;
@@ -358,9 +366,7 @@ struct np_worker {
 	const pqpool__params *params;
 	const bench_opts *o;
 	_Atomic int *phase;
-	uint64_t ops, errors;
-	lat_hist lat;
-	char err[256];
+	tally t;
 	pthread_t th;
 };
 
@@ -381,17 +387,17 @@ static void *np_run(void *arg)
 			     PQresultStatus(res) == PGRES_COMMAND_OK;
 			PQclear(res);
 		}
-		if (!ok && !w->errors)
-			snprintf(w->err, sizeof w->err, "%s", PQerrorMessage(c));
+		if (!ok && !w->t.errors)
+			pqpool__trim_msg(PQerrorMessage(c), w->t.err, sizeof w->t.err);
 		PQfinish(c);
 		if (ph != PH_MEASURE)
 			continue;
 		if (!ok) {
-			w->errors++;
+			w->t.errors++;
 			continue;
 		}
-		lat_add(&w->lat, ns_now() - t0);
-		w->ops++;
+		lat_add(&w->t.lat, ns_now() - t0);
+		w->t.ops++;
 	}
 	return NULL;
 }
@@ -415,20 +421,14 @@ int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		w[i].params = &params;
 		w[i].o = o;
 		w[i].phase = &phase;
-		lat_init(&w[i].lat);
+		lat_init(&w[i].t.lat);
 		pthread_create(&w[i].th, NULL, np_run, &w[i]);
 	}
 	run_phases(o, r->name, &phase, &t0, &cpu0, NULL, NULL);
 	for (int i = 0; i < o->threads; i++)
 		pthread_join(w[i].th, NULL);
-	for (int i = 0; i < o->threads; i++) {
-		r->ops += w[i].ops;
-		r->errors += w[i].errors;
-		lat_merge(&r->latency, &w[i].lat);
-		if (w[i].errors)
-			fprintf(stderr, "bench: no pool: %llu error(s), first: %s",
-			        (unsigned long long)w[i].errors, w[i].err);
-	}
+	for (int i = 0; i < o->threads; i++)
+		tally_merge(r, &w[i].t, "no pool: ");
 	finish(r, t0, cpu0);
 	pqpool__params_free(&params);
 	free(w);
@@ -511,9 +511,7 @@ struct sp_shared {
 struct sp_worker {
 	struct sp_shared *sh;
 	int index;
-	uint64_t errors;
-	lat_hist lat;
-	char err[256];
+	tally t; /* its ops are the latency count */
 	pthread_t th;
 };
 
@@ -533,12 +531,10 @@ static void *sp_run(void *arg)
 		/* the spec's: pool.query("SELECT $1 as test, NOW() as timestamp", [i]) */
 		if (pqpool_query(w->sh->pool, "SELECT $1 as test, NOW() as timestamp", 1,
 		                 params, 0, &res) == PQPOOL_OK) {
-			lat_add(&w->lat, ns_now() - t0);
+			lat_add(&w->t.lat, ns_now() - t0);
 			PQclear(res);
 		} else {
-			if (!w->errors)
-				snprintf(w->err, sizeof w->err, "%s", pqpool_errmsg());
-			w->errors++;
+			tally_error(&w->t, pqpool_errmsg());
 		}
 		pthread_barrier_wait(&w->sh->done);
 	}
@@ -563,15 +559,15 @@ int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	for (int i = 0; i < o->threads; i++) {
 		w[i].sh = &sh;
 		w[i].index = i;
-		lat_init(&w[i].lat);
+		lat_init(&w[i].t.lat);
 		pthread_create(&w[i].th, NULL, sp_run, &w[i]);
 	}
 	/* one warm-up round, then rounds until --rounds or --duration */
 	pthread_barrier_wait(&sh.start);
 	pthread_barrier_wait(&sh.done);
 	for (int i = 0; i < o->threads; i++) {
-		lat_init(&w[i].lat);
-		w[i].errors = 0;
+		lat_init(&w[i].t.lat);
+		w[i].t.errors = 0;
 	}
 	cpu0 = bench_cpu_self();
 	t0 = bench_now();
@@ -591,11 +587,7 @@ int bench_spec(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	pthread_barrier_wait(&sh.start);
 	for (int i = 0; i < o->threads; i++) {
 		pthread_join(w[i].th, NULL);
-		lat_merge(&r->latency, &w[i].lat);
-		r->errors += w[i].errors;
-		if (w[i].errors)
-			fprintf(stderr, "bench: spec: %llu error(s), first: %s\n",
-			        (unsigned long long)w[i].errors, w[i].err);
+		tally_merge(r, &w[i].t, "spec: ");
 	}
 	r->ops = r->latency.count;
 	r->rounds_per_s = r->seconds > 0 ? (double)rounds / r->seconds : 0;
