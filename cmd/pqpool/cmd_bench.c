@@ -331,6 +331,23 @@ static int w_sweep(run *rn, const char *list)
 	return rc;
 }
 
+/* Whether the kernel shares the CPU between sessions before threads
+ * (kernel.sched_autogroup_enabled): the server, started by pg_ctl in a
+ * session of its own, and the benchmark then weigh the same whatever their
+ * thread counts, which moves the figures a lot (BENCHMARKS.md). -1 when
+ * unknown. */
+static int autogroup(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/sched_autogroup_enabled", "r");
+	int v = -1;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v < 0 ? -1 : v != 0;
+}
+
 static int run_bench(const cli_args *args)
 {
 	static const char *const workloads[] = {"spec",     "throughput", "nopool",
@@ -386,12 +403,16 @@ static int run_bench(const cli_args *args)
 	}
 	{
 		char *url = setup_masked_url(rn.s.cfg.conninfo);
+		int ag = autogroup();
 		json_object_set_new(rn.out, "database", json_string(url ? url : "?"));
 		json_object_set_new(rn.out, "cpus",
 		                    json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+		json_object_set_new(rn.out, "autogroup",
+		                    ag < 0 ? json_null() : json_boolean(ag));
 		if (!rn.json)
-			printf("pqpool bench %s against %s (%ld CPUs)\n", rn.workload,
-			       url ? url : "?", sysconf(_SC_NPROCESSORS_ONLN));
+			printf("pqpool bench %s against %s (%ld CPUs%s)\n", rn.workload,
+			       url ? url : "?", sysconf(_SC_NPROCESSORS_ONLN),
+			       ag < 0 ? "" : ag ? ", autogroup on" : ", autogroup off");
 		free(url);
 	}
 	if (strcmp(rn.workload, "spec") == 0)

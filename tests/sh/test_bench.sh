@@ -3,7 +3,8 @@
 # runs: blocking callers and event loops (--loops) each complete queries
 # without errors and report what they measured; --loops is validated and
 # capped at the pool size; compare runs pgbench beside the event loops and
-# reports no fairness for them. Figures are not judged here (BENCHMARKS.md).
+# reports no fairness for them; the run says whether the kernel groups CPU
+# time by session (autogroup). Figures are not judged here (BENCHMARKS.md).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/serve_lib.sh"
 
@@ -15,6 +16,12 @@ expect_jq "throughput: blocking callers, queries done, no errors" \
 	'.results[0] | .name == "pqpool" and .threads == 4 and .operations > 0 and .errors == 0' "$OUT"
 expect_jq "throughput: latency and client CPU reported" \
 	'.results[0] | .latency_ms.count == .operations and .client_cpu_us_per_op > 0' "$OUT"
+# the kernel's session autogroups move the figures; the run says how they were
+ag=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo none)
+case "$ag" in
+0) want=false ;; none) want=null ;; *) want=true ;;
+esac
+expect_jq "throughput: autogroup as the kernel has it ($ag)" ".autogroup == $want" "$OUT"
 
 bench throughput --loops 2 -p 4
 expect_eq "throughput --loops 2: exit status" 0 "$RC"
