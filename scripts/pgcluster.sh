@@ -8,6 +8,9 @@
 #   pgcluster.sh ctl <datadir> <pg_ctl args...>       e.g. restart -m fast
 #   pgcluster.sh psql <datadir> <psql args...>        as the superuser, over the socket
 #
+# ctl and psql run in "/" as the cluster's OS user: paths among their
+# arguments must be absolute and readable by that user (give SQL on stdin).
+#
 # PostgreSQL refuses to run as root: as root the cluster runs as the
 # unprivileged "postgres" OS user (created by Debian's postgresql package);
 # otherwise as the calling user. It listens on 127.0.0.1:<port> only, and on a
@@ -22,11 +25,17 @@ for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
 done
 [ -n "$bindir" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql (install the postgresql package: scripts/deps.sh)"
 
+# as_owner <command...>: runs it as the cluster's OS user, from "/". The
+# caller's working directory may be one that user cannot enter (a checkout
+# in /root or in a mktemp -d folder, mode 0700): PostgreSQL's programs then
+# warn "could not change directory to ...: Permission denied" on stderr
+# (psql, pg_ctl and initdb all look up their own location and change back).
+# Every path given here is absolute (the data directory is made so below).
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    (cd / && exec runuser -u postgres -- "$@")
   else
-    "$@"
+    (cd / && exec "$@")
   fi
 }
 

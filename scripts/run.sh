@@ -29,8 +29,10 @@ else
 	port=${PQPOOL_DEV_PORT:-55432}
 	case "$port" in '' | *[!0-9]*) die "PQPOOL_DEV_PORT must be a port number: $port" ;; esac
 	# As root the cluster runs as the postgres OS user (pgcluster.sh), which
-	# must be able to enter the repository to use .pgdata in it.
-	if [ "$(id -u)" -ne 0 ] || runuser -u postgres -- test -x "$repo" 2>/dev/null; then
+	# must be able to enter the repository to use .pgdata in it (a clone in
+	# /root or in a mktemp -d folder, mode 0700, it cannot). Asked from "/":
+	# it may not be able to enter the working directory either.
+	if [ "$(id -u)" -ne 0 ] || (cd / && runuser -u postgres -- test -x "$repo") 2>/dev/null; then
 		datadir="$repo/.pgdata"
 	else
 		datadir=/var/tmp/pqpool-dev-pgdata

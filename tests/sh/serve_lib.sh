@@ -191,8 +191,10 @@ pg_thaw() {
 	[ -n "$frozen_pid" ] && kill -CONT "$frozen_pid"
 	frozen_pid=""
 }
-# admin_sql <sql>: one value, as the superuser in database hyperpage.
-admin_sql() { "$cluster" psql "$pgdata" -d hyperpage -Atc "$1" 2>&1; }
+# admin_sql <sql>: one value, as the superuser in database hyperpage. Only
+# psql's output is the value: its errors and warnings go to the test's log
+# (stderr), never into what a check compares.
+admin_sql() { "$cluster" psql "$pgdata" -d hyperpage -Atc "$1"; }
 
 # ---- the end -------------------------------------------------------------------
 

@@ -96,7 +96,8 @@ hostssl all certuser  127.0.0.1/32 cert
 hostssl all hyperpage 127.0.0.1/32 scram-sha-256
 HBA
 "$cluster" ctl "$tlsdata" restart -m fast -w -t 60 >>"$tmp/pg.log" 2>&1
-tls_sql() { "$cluster" psql "$tlsdata" -d hyperpage -Atc "$1" 2>&1; }
+# as admin_sql: the value on stdout, psql's errors to the test's log
+tls_sql() { "$cluster" psql "$tlsdata" -d hyperpage -Atc "$1"; }
 tls_sql "CREATE ROLE certuser LOGIN" >/dev/null
 expect_eq "our cluster runs with ssl=on" on "$(tls_sql 'SHOW ssl')"
 expect_eq "its key belongs to the server's user, mode 0600" \
