@@ -2,7 +2,6 @@
  * pool, the pool's own overhead, the specification's load test, and pgbench
  * as the C reference, each reporting throughput, latency and client CPU. */
 #include "bench.h"
-#include "internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -259,7 +258,7 @@ static void *al_run(void *arg)
 {
 	struct al_worker *w = arg;
 	struct pollfd *pfd = calloc((size_t)w->share, sizeof *pfd);
-	pqpool_conn **fl = calloc((size_t)w->share, sizeof *fl);
+	pqpool_inflight **fl = calloc((size_t)w->share, sizeof *fl);
 	uint64_t *sent = calloc((size_t)w->share, sizeof *sent);
 	int nfl = 0, ph;
 	if (!pfd || !fl || !sent) {
@@ -281,7 +280,7 @@ static void *al_run(void *arg)
 				break;
 			}
 			sent[nfl] = ns_now();
-			pfd[nfl] = (struct pollfd){PQsocket(pqpool_conn_pg(fl[nfl])),
+			pfd[nfl] = (struct pollfd){pqpool_inflight_socket(fl[nfl]),
 			                           POLLIN, 0};
 			nfl++;
 		}
@@ -363,7 +362,7 @@ int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result
 /* ---- nopool: the same work, a fresh connection per query ---- */
 
 struct np_worker {
-	const pqpool__params *params;
+	const pqpool_config *cfg;
 	const bench_opts *o;
 	_Atomic int *phase;
 	tally t;
@@ -378,9 +377,10 @@ static void *np_run(void *arg)
 		sched_yield();
 	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
 		uint64_t t0 = ns_now();
-		PGconn *c = PQconnectdbParams(w->params->keywords, w->params->values, 0);
+		PGconn *c = NULL;
 		bool ok = false;
-		if (PQstatus(c) == CONNECTION_OK) {
+		/* opened exactly as the pool opens its connections */
+		if (pqpool_connect(w->cfg, -1, &c) == PQPOOL_OK) {
 			PGresult *res = PQexecParams(c, w->o->query, 0, NULL, NULL, NULL,
 			                             NULL, 0);
 			ok = PQresultStatus(res) == PGRES_TUPLES_OK ||
@@ -388,7 +388,8 @@ static void *np_run(void *arg)
 			PQclear(res);
 		}
 		if (!ok && !w->t.errors)
-			pqpool__trim_msg(PQerrorMessage(c), w->t.err, sizeof w->t.err);
+			snprintf(w->t.err, sizeof w->t.err, "%s",
+			         c ? PQerrorMessage(c) : pqpool_errmsg());
 		PQfinish(c);
 		if (ph != PH_MEASURE)
 			continue;
@@ -406,19 +407,18 @@ int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 {
 	struct np_worker *w = calloc((size_t)o->threads, sizeof *w);
 	_Atomic int phase = PH_WAIT;
-	pqpool__params params;
 	char err[512];
 	double t0, cpu0;
 
 	init_result(r, "no pool", o);
 	r->conns = o->threads;
-	if (!w || pqpool__params_build(cfg, &params, err, sizeof err) != PQPOOL_OK) {
+	if (!w || pqpool_config_validate(cfg, err, sizeof err) != PQPOOL_OK) {
 		fprintf(stderr, "bench: %s\n", w ? err : "out of memory");
 		free(w);
 		return -1;
 	}
 	for (int i = 0; i < o->threads; i++) {
-		w[i].params = &params;
+		w[i].cfg = cfg;
 		w[i].o = o;
 		w[i].phase = &phase;
 		lat_init(&w[i].t.lat);
@@ -430,7 +430,6 @@ int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	for (int i = 0; i < o->threads; i++)
 		tally_merge(r, &w[i].t, "no pool: ");
 	finish(r, t0, cpu0);
-	pqpool__params_free(&params);
 	free(w);
 	return 0;
 }
@@ -622,10 +621,11 @@ static void append_kv(char *buf, size_t len, const char *k, const char *v)
 
 int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 {
-	pqpool__params params;
-	char conninfo[2048] = "", err[512], script[] = "/tmp/pqpool-bench-XXXXXX";
+	PQconninfoOption *opts = NULL;
+	PGconn *pg = NULL;
+	char conninfo[4096] = "", script[] = "/tmp/pqpool-bench-XXXXXX";
 	char clients[16], jobs[16], secs[16], line[512];
-	const char *password = NULL;
+	char *password = NULL;
 	int fd, pipefd[2], status;
 	struct rusage ru;
 	pid_t pid;
@@ -634,23 +634,29 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	unsigned long long processed = 0;
 
 	init_result(r, o->prepared ? "pgbench -M prepared" : "pgbench -M extended", o);
-	if (pqpool__params_build(cfg, &params, err, sizeof err) != PQPOOL_OK) {
-		fprintf(stderr, "bench: %s\n", err);
+	/* pgbench connects as the pool does: with the options libpq reports
+	 * for a connection opened exactly as the pool opens its own */
+	if (pqpool_connect(cfg, -1, &pg) != PQPOOL_OK || !(opts = PQconninfo(pg))) {
+		fprintf(stderr, "bench: %s\n", pg ? "out of memory" : pqpool_errmsg());
+		PQfinish(pg);
 		return -1;
 	}
 	/* the password goes to the child's environment, never its command line */
-	for (int i = 0; params.keywords[i]; i++) {
-		if (strcmp(params.keywords[i], "password") == 0)
-			password = params.values[i];
+	for (const PQconninfoOption *k = opts; k->keyword; k++) {
+		if (!k->val || !k->val[0])
+			continue;
+		if (strcmp(k->keyword, "password") == 0)
+			password = strdup(k->val);
 		else
-			append_kv(conninfo, sizeof conninfo, params.keywords[i],
-			          params.values[i]);
+			append_kv(conninfo, sizeof conninfo, k->keyword, k->val);
 	}
+	PQconninfoFree(opts);
+	PQfinish(pg);
 	fd = mkstemp(script);
 	if (fd < 0 || dprintf(fd, "%s;\n", o->query) < 0) {
 		fprintf(stderr, "bench: cannot write the pgbench script: %s\n",
 		        strerror(errno));
-		pqpool__params_free(&params);
+		free(password);
 		return -1;
 	}
 	close(fd);
@@ -660,7 +666,7 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	         (int)(o->duration_s + 0.5) > 0 ? (int)(o->duration_s + 0.5) : 1);
 	if (pipe(pipefd) != 0) {
 		unlink(script);
-		pqpool__params_free(&params);
+		free(password);
 		return -1;
 	}
 	pid = fork();
@@ -680,7 +686,7 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		_exit(127);
 	}
 	close(pipefd[1]);
-	pqpool__params_free(&params);
+	free(password);
 	if (pid < 0) {
 		close(pipefd[0]);
 		unlink(script);
@@ -723,7 +729,7 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 {
 	enum { PER_ROUND = 50 };
 	struct inflight {
-		pqpool_conn *q;
+		pqpool_inflight *q;
 		int idx;
 	} *fl = calloc((size_t)o->pool, sizeof *fl);
 	struct pollfd *pfd = calloc((size_t)o->pool, sizeof *pfd);
@@ -756,7 +762,7 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		while (done < PER_ROUND) {
 			/* send while connections are free */
 			while (next < PER_ROUND && nfl < o->pool) {
-				pqpool_conn *q;
+				pqpool_inflight *q;
 				int rc = pqpool_send(
 				        p, "SELECT $1 as test, NOW() as timestamp", 1,
 				        params[next], &q);
@@ -771,8 +777,8 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 				fl[nfl++] = (struct inflight){q, next++};
 			}
 			for (int i = 0; i < nfl; i++)
-				pfd[i] = (struct pollfd){
-				        PQsocket(pqpool_conn_pg(fl[i].q)), POLLIN, 0};
+				pfd[i] = (struct pollfd){pqpool_inflight_socket(fl[i].q),
+				                         POLLIN, 0};
 			if (nfl <= 0)
 				continue; /* none free and none of ours: try again */
 			poll(pfd, (nfds_t)nfl, 1000);

@@ -19,7 +19,8 @@
 #include <string.h>
 
 #include "env.h"
-#include "internal.h"
+#include "conninfo.h"
+#include "error.h"
 #include "pqpool.h"
 
 #define MAX_VARS 64

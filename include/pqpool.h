@@ -3,11 +3,15 @@
  * configuration, health checks, live metrics and safe retry.
  *
  * This is the one public header. Conventions, as in libpq and SQLite:
- *  - pqpool and pqpool_conn are opaque handles.
+ *  - Opaque handles, one type per role: pqpool (a pool), pqpool_conn (a
+ *    lease: a connection taken from the pool), pqpool_inflight (a query in
+ *    flight without blocking) and pqpool_probe (a health probe in flight).
  *  - Functions that can fail return a status code (PQPOOL_OK == 0, failures
- *    negative). pqpool_strstatus() gives a fixed text for a code; the
- *    message of the last failing call on the calling thread, which names what
- *    failed, is pqpool_errmsg(). Nothing here prints, exits or aborts.
+ *    negative). pqpool_status_text() gives a fixed text for a code and
+ *    pqpool_status_name() its name; the message of the last failing call on
+ *    the calling thread, which names what failed, is pqpool_errmsg().
+ *    Nothing here prints, exits or aborts.
+ *  - Enumerations are named in text by pqpool_<enum>_text().
  *  - "owned" means the caller frees it; "borrowed" means valid until the
  *    event named. Destructors accept NULL.
  *  - The library starts no threads or timers and installs no signal handlers.
@@ -55,8 +59,18 @@ typedef enum pqpool_status {
 	PQPOOL_EAGAIN = -10    /* would have to wait: try again, or another way */
 } pqpool_status;
 
-/* Fixed English text for a status code; never NULL; static storage. */
-PQPOOL_API const char *pqpool_strstatus(int status);
+/* Fixed English text for a status code ("timed out"); "unknown status" for a
+ * value that is not one. Never NULL; static storage. */
+PQPOOL_API const char *pqpool_status_text(int status);
+
+/* The code's name as written here without the prefix ("ETIMEDOUT", "OK"),
+ * for logs and metrics labels; "UNKNOWN" for a value that is not one. Never
+ * NULL; static storage. */
+PQPOOL_API const char *pqpool_status_name(int status);
+
+/* The name of pqpool_status_text() before 0.2; removed in 0.3. */
+PQPOOL_API const char *pqpool_strstatus(int status)
+        __attribute__((deprecated("use pqpool_status_text")));
 
 /*
  * The message of the last call that failed on this thread, naming what
@@ -161,9 +175,20 @@ PQPOOL_API void pqpool_config_init(pqpool_config *cfg);
 typedef const char *(*pqpool_getenv_fn)(void *arg, const char *name);
 
 /*
- * Builds a validated configuration from environment variables (DESIGN §1):
- * DATABASE_URL (parsed with libpq's PQconninfoParse) or the POSTGRES_* parts,
- * NODE_ENV, DB_*, SSL_*. lookup NULL means getenv(3).
+ * Builds a validated configuration from environment variables, lookup NULL
+ * meaning getenv(3):
+ *  - DATABASE_URL, a libpq URI or key=value string parsed with libpq's
+ *    PQconninfoParse; when unset, one built from POSTGRES_HOST (localhost),
+ *    POSTGRES_PORT (5432), POSTGRES_DB, POSTGRES_USER (both hyperpage) and
+ *    POSTGRES_PASSWORD (password);
+ *  - SSL_MODE, SSL_CERT_PATH, SSL_KEY_PATH, SSL_CA_PATH (libpq's sslmode,
+ *    sslcert, sslkey, sslrootcert; the paths must be readable files);
+ *    without SSL_MODE, NODE_ENV=production means sslmode=require unless the
+ *    URL asks for verify-ca or verify-full, and otherwise the URL's own
+ *    sslmode or disable;
+ *  - one DB_* variable per tunable of pqpool_config, named beside each
+ *    field above (DB_POOL_MAX, DB_POOL_MIN, ...), with the ranges given
+ *    there; an unset DB_POOL_MIN follows a smaller DB_POOL_MAX.
  *
  * An empty value is treated as unset (the default applies), as shells often
  * export VAR= to clear a setting. Every other value is validated strictly:
@@ -199,12 +224,29 @@ PQPOOL_API int pqpool_config_validate(const pqpool_config *cfg, char *err, size_
  */
 PQPOOL_API int pqpool_mask_conninfo(const char *conninfo, char *out, size_t outlen);
 
+/*
+ * Opens one connection outside any pool exactly as a pool of cfg would open
+ * it (cfg NULL: defaults): the same parameters (conninfo with the SSL
+ * overrides, statement_timeout, the application name) and the same deadline
+ * over the whole connect, name resolution aside. For what a pool cannot
+ * share: a LISTEN consumer, a replication client, a tool that measures the
+ * pool against plain libpq. timeout_ms < 0 means cfg->connection_timeout_ms.
+ * Server notices go to libpq's default processor (stderr) until you set
+ * your own with PQsetNoticeReceiver(). Blocking; thread-safe.
+ * Returns PQPOOL_OK with *out owned (PQfinish() it), PQPOOL_EINVAL for a
+ * bad cfg, PQPOOL_ENOMEM, or PQPOOL_ECONNECT with libpq's reason in
+ * pqpool_errmsg() (the password scrubbed).
+ */
+PQPOOL_API int pqpool_connect(const pqpool_config *cfg, int timeout_ms, PGconn **out);
+
 /* ------------------------------------------------------------------ */
 /* Pool lifecycle                                                       */
 /* ------------------------------------------------------------------ */
 
 typedef struct pqpool pqpool;
-typedef struct pqpool_conn pqpool_conn;
+typedef struct pqpool_conn pqpool_conn;         /* a lease */
+typedef struct pqpool_inflight pqpool_inflight; /* a query sent, not finished */
+typedef struct pqpool_probe pqpool_probe;       /* a health probe in flight */
 
 /*
  * Opens a pool. cfg NULL means defaults. Warms up to pool_min connections,
@@ -261,9 +303,11 @@ PQPOOL_API int pqpool_maintain(pqpool *pool);
  * The macro records the caller's file and line for the lease_warn_ms log.
  */
 #define pqpool_acquire(pool, timeout_ms, out)                                            \
-	pqpool_acquire_at((pool), (timeout_ms), (out), __FILE__, __LINE__)
-PQPOOL_API int pqpool_acquire_at(pqpool *pool, int timeout_ms, pqpool_conn **out,
-                                 const char *file, int line);
+	pqpool_acquire_loc((pool), (timeout_ms), (out), __FILE__, __LINE__)
+/* pqpool_acquire() with the source location to log given explicitly (file is
+ * borrowed for the lease's lifetime: a string literal, like __FILE__). */
+PQPOOL_API int pqpool_acquire_loc(pqpool *pool, int timeout_ms, pqpool_conn **out,
+                                  const char *file, int line);
 
 /*
  * The lease's libpq connection. Borrowed: valid until the lease is released.
@@ -366,10 +410,11 @@ PQPOOL_API int pqpool_run(pqpool *pool, const char *context, pqpool_fn fn, void 
  *    waits and never connects) and sends sql on it, as pqpool_exec() would
  *    run it (prepared once per connection unless DB_PREPARED_STATEMENTS is
  *    off). sql and params are borrowed until pqpool_finish().
- *    PQPOOL_OK: *out is the query in flight, a lease of the pool; wait until
- *    PQsocket(pqpool_conn_pg(*out)) is readable, or pqpool_poll_timeout_ms()
- *    has passed. PQPOOL_EAGAIN: no connection free at once: send it when one
- *    of yours is finished (or use pqpool_query() where blocking is fine).
+ *    PQPOOL_OK: *out is the query in flight, which holds a connection of the
+ *    pool until finished; wait until pqpool_inflight_socket(*out) is
+ *    readable, or pqpool_poll_timeout_ms() has passed. PQPOOL_EAGAIN: no
+ *    connection free at once: send it when one of yours is finished (or use
+ *    pqpool_query() where blocking is fine).
  *    Other failures as pqpool_exec(); nothing is left to finish.
  *  - pqpool_poll() reads what has arrived, without blocking: PQPOOL_EAGAIN
  *    while the answer is incomplete and its deadline (query_timeout_ms) is
@@ -378,15 +423,18 @@ PQPOOL_API int pqpool_run(pqpool *pool, const char *context, pqpool_fn fn, void 
  *    if not NULL is owned: PQclear() it) and gives the lease back; a query
  *    past its deadline is PQPOOL_ETIMEDOUT and its connection closed. Stop
  *    watching the socket first.
- * A query in flight belongs to one thread at a time, like any lease.
+ * A query in flight belongs to one thread at a time, like any lease; its
+ * connection is the pool's: the libpq API is not for it.
  */
 PQPOOL_API int pqpool_send(pqpool *pool, const char *sql, int nparams,
-                           const char *const *params, pqpool_conn **out);
-PQPOOL_API int pqpool_poll(pqpool_conn *query);
+                           const char *const *params, pqpool_inflight **out);
+/* The socket to watch for reading; -1 for NULL. */
+PQPOOL_API int pqpool_inflight_socket(const pqpool_inflight *query);
+PQPOOL_API int pqpool_poll(pqpool_inflight *query);
 /* Milliseconds left before the query's deadline: 0 when past, -1 when it
  * has none (query_timeout_ms is 0). */
-PQPOOL_API int pqpool_poll_timeout_ms(const pqpool_conn *query);
-PQPOOL_API int pqpool_finish(pqpool_conn *query, PGresult **res);
+PQPOOL_API int pqpool_poll_timeout_ms(const pqpool_inflight *query);
+PQPOOL_API int pqpool_finish(pqpool_inflight *query, PGresult **res);
 
 /* ------------------------------------------------------------------ */
 /* Health                                                               */
@@ -437,9 +485,9 @@ PQPOOL_API int pqpool_check_health_within(pqpool *pool, int timeout_ms,
  * (never shared with other checks):
  *  - pqpool_probe_start() takes an idle connection if one is free right now
  *    (it never waits and never connects) and sends the health query on it.
- *    PQPOOL_OK: *out is the probe, a lease of the pool; wait until
- *    PQsocket(pqpool_conn_pg(*out)) is readable or pqpool_probe_timeout_ms()
- *    has passed. PQPOOL_EAGAIN: no connection free at once; run
+ *    PQPOOL_OK: *out is the probe, which holds a connection of the pool
+ *    until finished; wait until pqpool_probe_socket(*out) is readable or
+ *    pqpool_probe_timeout_ms() has passed. PQPOOL_EAGAIN: no connection free at once; run
  *    pqpool_check_health() where blocking is fine. Other failures: likewise.
  *  - pqpool_probe_poll() reads what has arrived, without blocking:
  *    PQPOOL_EAGAIN while the answer is incomplete and the probe's deadline
@@ -450,11 +498,13 @@ PQPOOL_API int pqpool_check_health_within(pqpool *pool, int timeout_ms,
  *    fills *out and gives the lease back: stop watching its socket first.
  * A probe belongs to one thread at a time, like any lease.
  */
-PQPOOL_API int pqpool_probe_start(pqpool *pool, pqpool_conn **out);
-PQPOOL_API int pqpool_probe_poll(pqpool_conn *probe);
+PQPOOL_API int pqpool_probe_start(pqpool *pool, pqpool_probe **out);
+/* The socket to watch for reading; -1 for NULL. */
+PQPOOL_API int pqpool_probe_socket(const pqpool_probe *probe);
+PQPOOL_API int pqpool_probe_poll(pqpool_probe *probe);
 /* Milliseconds left before the probe's deadline (0 when past). */
-PQPOOL_API int pqpool_probe_timeout_ms(const pqpool_conn *probe);
-PQPOOL_API void pqpool_probe_finish(pqpool_conn *probe, pqpool_health *out);
+PQPOOL_API int pqpool_probe_timeout_ms(const pqpool_probe *probe);
+PQPOOL_API void pqpool_probe_finish(pqpool_probe *probe, pqpool_health *out);
 
 /* ------------------------------------------------------------------ */
 /* Metrics                                                              */
@@ -546,9 +596,20 @@ typedef struct pqpool_pool_status {
 PQPOOL_API void pqpool_pool_status_of(const pqpool_stats *st, pqpool_pool_status *out);
 
 /*
- * Renders the JSON bodies of DESIGN §2. now_ms is the wall clock to print as
- * "timestamp" (0 = now). Returns an owned NUL-terminated string (free()
- * it), or NULL on allocation failure. Pure: no pool access.
+ * Renders the specification's JSON bodies. pqpool_render_metrics_json():
+ *   {"metrics":{"totalConnections","activeConnections","idleConnections",
+ *               "waitingConnections","poolUtilization" (percent),
+ *               "averageResponseTime" (ms),"errorRate" (percent),
+ *               "lastActivity" (ISO 8601)},
+ *    "status":{"healthy","utilization","recommendations":[...]},
+ *    "timestamp":...}
+ * with the status of pqpool_pool_status_of(); pqpool_render_health_json():
+ *   {"status":"healthy"|"degraded"|"unhealthy",
+ *    "data":{"responseTime" (ms),"connectionCount","lastCheck",
+ *            "error" (only when there is one)}}.
+ * now_ms is the wall clock to print as "timestamp" (0 = now). Returns an
+ * owned NUL-terminated string (free() it), or NULL on allocation failure.
+ * Pure: no pool access.
  */
 PQPOOL_API char *pqpool_render_metrics_json(const pqpool_stats *st, int64_t now_ms);
 PQPOOL_API char *pqpool_render_health_json(const pqpool_health *h);

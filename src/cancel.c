@@ -1,135 +1,87 @@
-/* cancel.c — cancel requests with a deadline, sent without touching the
- * PGconn, so that a timed-out query or a pool closing past its drain time
- * is never held up by an unreachable server.
+/* cancel.c — cancel requests through libpq's non-blocking cancel API (libpq
+ * 17 and newer: PQcancelCreate, PQcancelStart, PQcancelPoll), with our own
+ * deadline. The build uses cancel_compat.c instead with an older libpq.
  *
- * libpq 15's PQcancel() connects with a blocking connect() and no timeout:
- * against a server whose packets are dropped it blocks until the kernel
- * gives up, minutes later. libpq 17 adds PQcancelPoll() for this; Debian 12
- * ships libpq 15. A cancel request is a tiny fixed message (the backend's
- * PID and secret key, to the server's address), so we send it ourselves
- * with a non-blocking connect. The key is not exposed by libpq's API before
- * 17; it is read from the PGcancel object, whose layout (remote address,
- * PID, key) has been stable since libpq 9.x, and the read is trusted only if
- * the PID found there equals PQbackendPID(). Otherwise cancels are
- * unavailable and a timed-out query's connection is dropped instead (its
- * statement_timeout still bounds the work left on the server). */
-#include "internal.h"
+ * The PGcancelConn is made once per connection, when it opens, on the thread
+ * that opened it; from then on it holds its own copy of what a request needs
+ * (the server's address and the backend's key), so it is used without the
+ * PGconn, from whichever thread cancels, and reset after each request. */
+#include "cancel.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <stdlib.h>
 
-/* The head of libpq's struct pg_cancel (libpq-int.h, 9.x to 16). */
-struct libpq_cancel_head {
-	struct {
-		struct sockaddr_storage addr;
-		socklen_t salen;
-	} raddr;
-	int be_pid;
-	int be_key;
+#include "error.h"
+#include "fdwait.h"
+
+struct pqpool__canceller {
+	PGcancelConn *cc;
 };
 
-#define CANCEL_REQUEST_CODE ((1234 << 16) | 5678)
-
-bool pqpool__cancel_info_of(PGconn *pg, pqpool__cancel_info *ci)
+pqpool__canceller *pqpool__canceller_new(PGconn *pg)
 {
-	PGcancel *cn;
-	const struct libpq_cancel_head *h;
-	memset(ci, 0, sizeof *ci);
-	cn = PQgetCancel(pg);
-	if (!cn)
-		return false;
-	h = (const struct libpq_cancel_head *)(const void *)cn;
-	if (h->be_pid == PQbackendPID(pg) && h->be_pid != 0 && h->raddr.salen > 0 &&
-	    h->raddr.salen <= sizeof ci->addr &&
-	    (h->raddr.addr.ss_family == AF_INET || h->raddr.addr.ss_family == AF_INET6 ||
-	     h->raddr.addr.ss_family == AF_UNIX)) {
-		memcpy(&ci->addr, &h->raddr.addr, h->raddr.salen);
-		ci->addrlen = h->raddr.salen;
-		ci->pid = h->be_pid;
-		ci->key = h->be_key;
-		ci->valid = true;
+	pqpool__canceller *c = malloc(sizeof *c);
+	if (!c)
+		return NULL;
+	c->cc = PQcancelCreate(pg);
+	if (!c->cc || PQcancelStatus(c->cc) == CONNECTION_BAD) {
+		PQcancelFinish(c->cc);
+		free(c);
+		return NULL;
 	}
-	PQfreeCancel(cn);
-	return ci->valid;
+	return c;
 }
 
-static int wait_fd(int fd, short events, int64_t deadline_ns)
+int pqpool__cancel(pqpool__canceller *c, int64_t deadline_ns, char *err, size_t errlen)
 {
-	struct pollfd pfd = {.fd = fd, .events = events};
-	for (;;) {
-		int64_t left = deadline_ns - pqpool__now_ns();
-		int r;
-		if (left <= 0)
-			return 0;
-		r = poll(&pfd, 1,
-		         (int)((left + 999999) / 1000000 > 100000
-		                       ? 100000
-		                       : (left + 999999) / 1000000));
-		if (r > 0)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-int pqpool__cancel_send(const pqpool__cancel_info *ci, int64_t deadline_ns, char *err,
-                        size_t errlen)
-{
-	uint32_t msg[4];
-	int fd, r;
-	char c;
-
-	if (!ci->valid) {
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int rc = -1;
+	if (!c) {
 		snprintf(err, errlen, "cancel requests are unavailable with this libpq");
 		return -1;
 	}
-	fd = socket(ci->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "cancel: socket: %s", strerror(errno));
-		return -1;
+	if (!PQcancelStart(c->cc)) {
+		pqpool__trim_msg(PQcancelErrorMessage(c->cc), err, errlen);
+		goto out;
 	}
-	r = connect(fd, (const struct sockaddr *)&ci->addr, ci->addrlen);
-	if (r < 0 && errno != EINPROGRESS && errno != EAGAIN) {
-		snprintf(err, errlen, "cancel: connect: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (r < 0) {
-		int soerr = 0;
-		socklen_t len = sizeof soerr;
-		if (wait_fd(fd, POLLOUT, deadline_ns) <= 0) {
-			snprintf(err, errlen,
-			         "cancel: timed out connecting to the server");
-			close(fd);
-			return -1;
+	for (;;) {
+		int w;
+		st = PQcancelPoll(c->cc);
+		if (st == PGRES_POLLING_OK) {
+			rc = 0;
+			break;
 		}
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-		if (soerr) {
-			snprintf(err, errlen, "cancel: connect: %s", strerror(soerr));
-			close(fd);
-			return -1;
+		if (st == PGRES_POLLING_FAILED) {
+			char msg[256];
+			pqpool__trim_msg(PQcancelErrorMessage(c->cc), msg, sizeof msg);
+			snprintf(err, errlen, "cancel: %s", msg);
+			break;
+		}
+		w = pqc_wait_fd(PQcancelSocket(c->cc),
+		                st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		                deadline_ns);
+		if (w <= 0) {
+			snprintf(err, errlen, "cancel: %s",
+			         w == 0 ? "timed out reaching the server"
+			                : "poll failed");
+			break;
 		}
 	}
-	msg[0] = htonl(16);
-	msg[1] = htonl(CANCEL_REQUEST_CODE);
-	msg[2] = htonl((uint32_t)ci->pid);
-	msg[3] = htonl((uint32_t)ci->key);
-	if (send(fd, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg) {
-		snprintf(err, errlen, "cancel: send: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	/* The server closes the connection once it has acted on the request,
-	 * as libpq waits for too; past the deadline we stop waiting, the
-	 * request having been sent. */
-	if (wait_fd(fd, POLLIN, deadline_ns) > 0)
-		(void)recv(fd, &c, 1, 0);
-	close(fd);
-	return 0;
+out:
+	PQcancelReset(c->cc); /* ready for the next request */
+	return rc;
+}
+
+void pqpool__canceller_free(pqpool__canceller *c)
+{
+	if (!c)
+		return;
+	PQcancelFinish(c->cc);
+	free(c);
+}
+
+const char *pqpool__cancel_method(void)
+{
+	return "libpq";
 }

@@ -1,6 +1,8 @@
-/* conn.c — one libpq connection: non-blocking connect with the pool's own
- * deadline, and a liveness check that costs no round trip. */
-#include "internal.h"
+/* conn.c — one libpq connection: opened without blocking past the pool's own
+ * deadline from parameters built once, checked for life without a round
+ * trip. Knows nothing of pools: what to connect to and where to log come in
+ * as arguments. */
+#include "conn.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -8,12 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "error.h"
+#include "fdwait.h"
+#include "secret.h"
+
 /* Server notices (and the FATAL a backend sends before it is terminated)
  * would go to stderr through libpq's default processor; route them to the
  * host's log instead. */
 static void notice_receiver(void *arg, const PGresult *res)
 {
-	struct pqpool *p = arg;
+	const pqpool__logger *lg = arg;
 	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	char msg[PQPOOL__ERRLEN];
 	pqpool_log_level lvl = PQPOOL_LOG_DEBUG;
@@ -22,16 +29,7 @@ static void notice_receiver(void *arg, const PGresult *res)
 	else if (sev && strcmp(sev, "WARNING") == 0)
 		lvl = PQPOOL_LOG_INFO;
 	pqpool__trim_msg(PQresultErrorMessage(res), msg, sizeof msg);
-	pqpool__log(p, lvl, "server: %s", msg);
-}
-
-static int ms_until(int64_t deadline_ns)
-{
-	int64_t left = deadline_ns - pqpool__now_ns();
-	if (left <= 0)
-		return 0;
-	left = (left + 999999) / 1000000;
-	return left > 1000000 ? 1000000 : (int)left;
+	pqpool__log(lg, lvl, "server: %s", msg);
 }
 
 /* libpq's connect_timeout is applied only by its blocking PQconnectdb; with
@@ -39,8 +37,8 @@ static int ms_until(int64_t deadline_ns)
  * what lets one DB_CONNECTION_TIMEOUT bound the whole of an acquire. Several
  * connections are driven together so that warming a pool of N costs one
  * connection time, not N. */
-int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline_ns,
-                         char *err, size_t errlen)
+int pqpool__connect_many(const pqpool__params *params, const pqpool__logger *lg, int n,
+                         PGconn **out, int64_t deadline_ns, char *err, size_t errlen)
 {
 	struct pollfd stackfds[8];
 	PostgresPollingStatusType stackst[8];
@@ -48,6 +46,7 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 	PostgresPollingStatusType *st = stackst;
 	int pending = 0, opened = 0;
 	bool timed_out = false;
+	int64_t t0 = pqc_now_ns();
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -65,7 +64,7 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		out[i] = PQconnectStartParams(p->params.keywords, p->params.values, 0);
+		out[i] = PQconnectStartParams(params->keywords, params->values, 0);
 		if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) {
 			if (err && !err[0])
 				pqpool__trim_msg(out[i] ? PQerrorMessage(out[i])
@@ -82,7 +81,7 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 	}
 
 	while (pending > 0) {
-		int nfd = 0, timeout = ms_until(deadline_ns), r;
+		int nfd = 0, timeout = pqc_ms_until(deadline_ns), r;
 		if (timeout == 0) {
 			timed_out = true;
 			break;
@@ -131,14 +130,14 @@ int pqpool__connect_many(struct pqpool *p, int n, PGconn **out, int64_t deadline
 			PQfinish(out[i]);
 			out[i] = NULL;
 		}
-		if (out[i])
-			PQsetNoticeReceiver(out[i], notice_receiver, p);
+		if (out[i] && lg)
+			PQsetNoticeReceiver(out[i], notice_receiver, (void *)lg);
 	}
 	if (timed_out && err && !err[0])
-		snprintf(err, errlen, "timed out after %d ms",
-		         p->cfg.connection_timeout_ms);
+		snprintf(err, errlen, "timed out after %lld ms",
+		         (long long)((pqc_now_ns() - t0) / 1000000));
 	if (err)
-		pqpool__scrub(err, p->secret);
+		pqpool__scrub(err, params->secret);
 	if (fds != stackfds) {
 		free(fds);
 		free(st);
@@ -178,4 +177,36 @@ bool pqpool__conn_alive(PGconn *pg)
 			return false;
 	}
 	return PQstatus(pg) == CONNECTION_OK;
+}
+
+int pqpool_connect(const pqpool_config *cfg, int timeout_ms, PGconn **out)
+{
+	pqpool_config defaults;
+	pqpool__params params;
+	char err[PQPOOL__ERRLEN];
+	int st;
+	if (!out)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_connect: out is NULL");
+	*out = NULL;
+	if (!cfg) {
+		pqpool_config_init(&defaults);
+		cfg = &defaults;
+	}
+	if (pqpool_config_validate(cfg, err, sizeof err) != PQPOOL_OK)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_connect: %s", err);
+	if ((st = pqpool__params_build(cfg, &params, err, sizeof err)) != PQPOOL_OK)
+		return pqpool__fail(st, "pqpool_connect: %s", err);
+	if (timeout_ms < 0)
+		timeout_ms = cfg->connection_timeout_ms;
+	/* no log sink: the connection outlives anything we could point it at */
+	if (pqpool__connect_many(&params, NULL, 1, out,
+	                         pqc_now_ns() + (int64_t)timeout_ms * 1000000, err,
+	                         sizeof err) != 1)
+		st = pqpool__fail(PQPOOL_ECONNECT,
+		                  "pqpool_connect: could not connect to %s: %s",
+		                  params.masked, err);
+	else
+		pqpool__ok();
+	pqpool__params_free(&params);
+	return st;
 }

@@ -1,23 +1,21 @@
 /* health.c — the health probe: the health query through the pool, timed on
  * the monotonic clock, judged healthy / degraded / unhealthy, and shared by
- * concurrent callers so that a burst of checks costs one query. */
-#include "internal.h"
+ * concurrent callers (flight.c) so that a burst of checks costs one query. */
+#include "health.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+
+#include "clock.h"
+#include "error.h"
+#include "exec.h"
+#include "lease.h"
+#include "pin.h"
+#include "pool.h"
+#include "utf8.h"
 
 /* The head of an error this long or less survives a cut. */
 #define FIT_HEAD 64
-
-/* Back from i to the start of a UTF-8 sequence, so a cut leaves valid text. */
-static size_t utf8_start(const char *s, size_t i)
-{
-	while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
-		i--;
-	return i;
-}
 
 /*
  * Copies msg into out, cutting the middle rather than the end when it does
@@ -34,7 +32,7 @@ static void fit_message(char *out, size_t outlen, const char *msg)
 		snprintf(out, outlen, "%s", msg);
 		return;
 	}
-	head = utf8_start(msg, FIT_HEAD);
+	head = pqc_utf8_start(msg, FIT_HEAD);
 	tail = n - (outlen - 1 - head - (sizeof gap - 1));
 	while (tail < n && ((unsigned char)msg[tail] & 0xC0) == 0x80)
 		tail++;
@@ -43,10 +41,11 @@ static void fit_message(char *out, size_t outlen, const char *msg)
 
 static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 {
-	int64_t t0 = pqpool__now_ns();
+	const pqpool_config *cfg = &p->ctx.cfg;
+	int64_t t0 = pqc_now_ns();
 	int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
 	int64_t qdeadline;
-	pqpool_conn *c = NULL;
+	pqpool__slot *s = NULL;
 	int rc;
 
 	/* A connection the server closed moments ago (a terminated backend, a
@@ -57,25 +56,21 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	 * makes the next acquire check the others first. A few tries at most:
 	 * a server that keeps closing connections is not healthy. */
 	for (int attempt = 1;; attempt++) {
-		rc = pqpool__acquire_until(p, deadline, &c, __FILE__, __LINE__);
+		rc = pqpool__acquire_until(p, deadline, &s, __FILE__, __LINE__);
 		if (rc != PQPOOL_OK)
 			break;
 		qdeadline = deadline;
 		/* the query deadline is the earlier of the probe's and the query's */
-		if (p->cfg.query_timeout_ms > 0 &&
-		    pqpool__now_ns() + (int64_t)p->cfg.query_timeout_ms * 1000000 <
-		            qdeadline)
-			qdeadline = pqpool__now_ns() +
-			            (int64_t)p->cfg.query_timeout_ms * 1000000;
+		if (cfg->query_timeout_ms > 0 &&
+		    pqc_now_ns() + (int64_t)cfg->query_timeout_ms * 1000000 < qdeadline)
+			qdeadline =
+			        pqc_now_ns() + (int64_t)cfg->query_timeout_ms * 1000000;
 		/* no grace past the deadline: a probe must answer in time */
-		rc = pqpool__exec(c, p->health_query, 0, NULL, NULL, qdeadline, 0);
-		pqpool_release(c);
-		if (rc != PQPOOL_ECONNLOST || attempt >= 3 ||
-		    pqpool__now_ns() >= deadline)
+		rc = pqpool__exec(s, p->health_query, 0, NULL, NULL, qdeadline, 0);
+		pqpool__release(s, false);
+		if (rc != PQPOOL_ECONNLOST || attempt >= 3 || pqc_now_ns() >= deadline)
 			break;
-		pthread_mutex_lock(&p->stats_mu);
-		p->retries++;
-		pthread_mutex_unlock(&p->stats_mu);
+		pqpool__count(&p->ctx.counters, PQPOOL__RETRIES, 1);
 	}
 	pqpool__health_result(p, rc, t0, h);
 }
@@ -84,17 +79,17 @@ void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *
 {
 	pqpool_stats st;
 	memset(h, 0, sizeof *h);
-	h->response_ms = (double)(pqpool__now_ns() - t0) / 1e6;
-	h->checked_at_ms = pqpool__wall_ms();
+	h->response_ms = (double)(pqc_now_ns() - t0) / 1e6;
+	h->checked_at_ms = pqc_wall_ms();
 	if (rc != PQPOOL_OK) {
 		h->status = PQPOOL_UNHEALTHY;
 		fit_message(h->error, sizeof h->error, pqpool_errmsg());
 	}
-	pqpool__stats_quick(p, &st); /* we are pinned */
+	pqpool__snapshot(p, &st, false); /* we are pinned */
 	h->connection_count = st.total;
 	if (rc != PQPOOL_OK)
 		return;
-	h->status = pqpool__judge_health(h->response_ms, p->cfg.health_slow_ms,
+	h->status = pqpool__judge_health(h->response_ms, p->ctx.cfg.health_slow_ms,
 	                                 st.waiting, st.error_rate, st.window_s, h->error,
 	                                 sizeof h->error);
 }
@@ -124,65 +119,57 @@ pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int w
 	return PQPOOL_HEALTHY;
 }
 
-int pqpool_check_health_within(pqpool *p, int timeout_ms, pqpool_health *out)
+int pqpool_check_health_within(pqpool *pool, int timeout_ms, pqpool_health *out)
 {
-	int64_t t0 = pqpool__now_ns();
-	uint64_t gen;
-	if (!p || !out)
+	int64_t t0 = pqc_now_ns();
+	if (!pool || !out)
 		return pqpool__fail(PQPOOL_EINVAL, "health: NULL pool or out");
-	if (timeout_ms <= 0 || timeout_ms > p->cfg.connection_timeout_ms)
-		timeout_ms = p->cfg.connection_timeout_ms;
-	pqpool__pin(p);
-	if (!p->cfg.health_share) {
-		probe(p, timeout_ms, out);
-		pqpool__unpin(p);
-		pqpool__ok();
-		return PQPOOL_OK;
-	}
-	pthread_mutex_lock(&p->health_mu);
-	if (p->health_running) {
-		/* a probe is in flight: its result is as fresh as ours would be.
-		 * It is bounded by its own timeout; we wait no longer than ours. */
-		int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
-		struct timespec ts = {(time_t)(deadline / 1000000000),
-		                      (long)(deadline % 1000000000)};
-		bool late = false;
-		gen = p->health_gen;
-		while (p->health_gen == gen && !late)
-			late = pthread_cond_timedwait(&p->health_cv, &p->health_mu,
-			                              &ts) == ETIMEDOUT &&
-			       p->health_gen == gen;
-		if (!late)
-			*out = p->health_last;
-		pthread_mutex_unlock(&p->health_mu);
-		if (late) { /* answered like a probe that failed, saying why */
-			int rc = pqpool__fail(PQPOOL_ETIMEDOUT,
-			                      "health: timed out after %d ms waiting for "
-			                      "the probe in flight",
-			                      timeout_ms);
-			pqpool__health_result(p, rc, t0, out);
+	if (timeout_ms <= 0 || timeout_ms > pool->ctx.cfg.connection_timeout_ms)
+		timeout_ms = pool->ctx.cfg.connection_timeout_ms;
+	pqpool__pin(pool);
+	if (!pool->ctx.cfg.health_share) {
+		probe(pool, timeout_ms, out);
+	} else {
+		/* a probe in flight is bounded by its own timeout; we wait for it
+		 * no longer than ours */
+		switch (pqpool__flight_board(&pool->health,
+		                             t0 + (int64_t)timeout_ms * 1000000, out)) {
+		case PQPOOL__FLIGHT_LEAD:
+			probe(pool, timeout_ms, out);
+			pqpool__flight_land(&pool->health, out);
+			break;
+		case PQPOOL__FLIGHT_LATE: /* answered like a probe that failed */
+			pqpool__health_result(
+			        pool,
+			        pqpool__fail(PQPOOL_ETIMEDOUT,
+			                     "health: timed out after %d ms "
+			                     "waiting for the probe in flight",
+			                     timeout_ms),
+			        t0, out);
+			break;
+		case PQPOOL__FLIGHT_JOINED:
+			break;
 		}
-		pqpool__unpin(p);
-		pqpool__ok();
-		return PQPOOL_OK;
 	}
-	p->health_running = true;
-	pthread_mutex_unlock(&p->health_mu);
-
-	probe(p, timeout_ms, out);
-
-	pthread_mutex_lock(&p->health_mu);
-	p->health_last = *out;
-	p->health_running = false;
-	p->health_gen++;
-	pthread_cond_broadcast(&p->health_cv);
-	pthread_mutex_unlock(&p->health_mu);
-	pqpool__unpin(p);
+	pqpool__unpin(pool);
 	pqpool__ok();
 	return PQPOOL_OK;
 }
 
-int pqpool_check_health(pqpool *p, pqpool_health *out)
+int pqpool_check_health(pqpool *pool, pqpool_health *out)
 {
-	return pqpool_check_health_within(p, 0, out);
+	return pqpool_check_health_within(pool, 0, out);
+}
+
+const char *pqpool_health_text(pqpool_health_status status)
+{
+	switch (status) {
+	case PQPOOL_HEALTHY:
+		return "healthy";
+	case PQPOOL_DEGRADED:
+		return "degraded";
+	case PQPOOL_UNHEALTHY:
+		return "unhealthy";
+	}
+	return "unknown";
 }

@@ -1,8 +1,14 @@
-/* stats.c — collecting the pool's numbers: per-slot query statistics written
- * without locks, rare-path counters, and the snapshot that sums them. */
-#include "internal.h"
+/* stats.c — the pool's numbers: per-slot figures written without locks,
+ * rare-path counters under a lock, the snapshot that sums them, and the
+ * specification's pool status derived from a snapshot. Knows nothing of the
+ * pool or its slots: the pool walks its slots and hands each one's figures
+ * here. */
+#include "stats.h"
 
 #include <string.h>
+
+#include "clock.h"
+#include "hist.h"
 
 /* Each lease holder writes only its own slot's statistics, so a query costs
  * no shared cache line; relaxed load+store (not read-modify-write) suffices
@@ -11,6 +17,27 @@
 	atomic_store_explicit(                                                           \
 	        &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (by),   \
 	        memory_order_relaxed)
+#define LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+void pqpool__qstats_lease(pqpool__qstats *q, int64_t now_ms)
+{
+	BUMP(q->acquires, 1);
+	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
+}
+
+void pqpool__qstats_release(pqpool__qstats *q, int64_t now_ms)
+{
+	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
+}
+
+void pqpool__qstats_wait(pqpool__qstats *q, int64_t ns)
+{
+	if (ns < 0)
+		ns = 0;
+	BUMP(q->slow_acquires, 1);
+	BUMP(q->wait_sum_ns, (uint64_t)ns);
+	BUMP(q->wait_hist[pqpool__hist_bucket(ns)], 1);
+}
 
 void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool error)
 {
@@ -25,7 +52,7 @@ void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool 
 	BUMP(q->hist[pqpool__hist_bucket(dur_ns)], 1);
 	/* A reader may see a bucket mid-reset (new epoch, old counts or the
 	 * reverse): the window is an estimate, good to a query or two. */
-	if (atomic_load_explicit(&q->win[b].epoch, memory_order_relaxed) != epoch) {
+	if (LOAD(q->win[b].epoch) != epoch) {
 		atomic_store_explicit(&q->win[b].n, 0, memory_order_relaxed);
 		atomic_store_explicit(&q->win[b].err, 0, memory_order_relaxed);
 		atomic_store_explicit(&q->win[b].sum_ns, 0, memory_order_relaxed);
@@ -37,7 +64,20 @@ void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool 
 	BUMP(q->win[b].sum_ns, (uint64_t)dur_ns);
 }
 
-void pqpool__count_error(struct pqpool *p, const char *sqlstate)
+/* ---- rare-path counters ---- */
+
+void pqpool__counters_init(pqpool__counters *c)
+{
+	memset(c, 0, sizeof *c);
+	pthread_mutex_init(&c->mu, NULL);
+}
+
+void pqpool__counters_destroy(pqpool__counters *c)
+{
+	pthread_mutex_destroy(&c->mu);
+}
+
+void pqpool__count_failure(pqpool__counters *c, int status, const char *sqlstate)
 {
 	char cls[8] = "client";
 	int i;
@@ -46,138 +86,235 @@ void pqpool__count_error(struct pqpool *p, const char *sqlstate)
 		cls[1] = sqlstate[1];
 		cls[2] = '\0';
 	}
-	pthread_mutex_lock(&p->stats_mu);
+	pthread_mutex_lock(&c->mu);
+	if (status == PQPOOL_ETIMEDOUT)
+		c->query_timeouts++;
 	for (i = 0; i < PQPOOL_ERROR_CLASSES - 1; i++) {
-		if (p->err_class[i][0] == '\0')
-			memcpy(p->err_class[i], cls, sizeof cls);
-		if (strcmp(p->err_class[i], cls) == 0)
+		if (c->err_class[i][0] == '\0')
+			memcpy(c->err_class[i], cls, sizeof cls);
+		if (strcmp(c->err_class[i], cls) == 0)
 			break;
 	}
 	if (i == PQPOOL_ERROR_CLASSES - 1) /* the last entry collects the rest */
-		memcpy(p->err_class[i], "other", 6);
-	p->err_count[i]++;
-	pthread_mutex_unlock(&p->stats_mu);
+		memcpy(c->err_class[i], "other", 6);
+	c->err_count[i]++;
+	pthread_mutex_unlock(&c->mu);
 }
 
-/* One pass over the slots: connection counts and the recent window, and,
- * when full, the lifetime counters and distributions. No lock: each slot's
- * figures are written by its holder only. The caller keeps p alive. */
-static void scan(struct pqpool *p, pqpool_stats *st, bool full, uint64_t *slow,
-                 uint64_t *wait_ns, int64_t *last_mono)
+void pqpool__count_closed(pqpool__counters *c, pqpool_close_reason why)
 {
-	int64_t now_ns = pqpool__now_ns();
-	int64_t cur_epoch = now_ns / ((int64_t)PQPOOL__WIN_SPAN_S * 1000000000);
-	uint64_t win_sum_ns = 0, win_err = 0, qsum_ns = 0;
-	uint32_t contend;
+	pthread_mutex_lock(&c->mu);
+	c->closed_by[why]++;
+	pthread_mutex_unlock(&c->mu);
+}
 
-	for (int i = 0; i < p->nslots; i++) {
-		struct pqpool_conn *s = &p->slots[i];
-		pqpool__qstats *q = &s->q;
-		int state = atomic_load_explicit(&s->state, memory_order_relaxed);
-		if (state == SLOT_IDLE)
-			st->idle++;
-		else if (state != SLOT_EMPTY)
-			st->active++;
-		for (int w = 0; w < PQPOOL__WIN_SLOTS; w++) {
-			int64_t e = atomic_load_explicit(&q->win[w].epoch,
-			                                 memory_order_relaxed);
-			/* the current bucket and the WIN_SLOTS-1 before it */
-			if (e <= cur_epoch - PQPOOL__WIN_SLOTS || e > cur_epoch)
-				continue;
-			st->window_queries +=
-			        atomic_load_explicit(&q->win[w].n, memory_order_relaxed);
-			win_err += atomic_load_explicit(&q->win[w].err,
-			                                memory_order_relaxed);
-			win_sum_ns += atomic_load_explicit(&q->win[w].sum_ns,
-			                                   memory_order_relaxed);
-		}
-		if (!full)
-			continue;
-		int64_t rel = atomic_load_explicit(&s->released_ms, memory_order_relaxed);
-		int64_t acq = atomic_load_explicit(&s->acquired_ms, memory_order_relaxed);
-		if (rel > *last_mono)
-			*last_mono = rel;
-		if (acq > *last_mono)
-			*last_mono = acq;
-		st->acquires += atomic_load_explicit(&s->acquires, memory_order_relaxed);
-		*slow += atomic_load_explicit(&q->slow_acquires, memory_order_relaxed);
-		*wait_ns += atomic_load_explicit(&q->wait_sum_ns, memory_order_relaxed);
-		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-			st->wait.buckets[b] += atomic_load_explicit(&q->wait_hist[b],
-			                                            memory_order_relaxed);
-		st->queries += atomic_load_explicit(&q->queries, memory_order_relaxed);
-		st->query_errors +=
-		        atomic_load_explicit(&q->errors, memory_order_relaxed);
-		qsum_ns += atomic_load_explicit(&q->sum_ns, memory_order_relaxed);
-		for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-			st->query.buckets[b] +=
-			        atomic_load_explicit(&q->hist[b], memory_order_relaxed);
+void pqpool__count_connect(pqpool__counters *c, int64_t ns)
+{
+	pthread_mutex_lock(&c->mu);
+	if (ns >= 0)
+		pqpool__hist_add(&c->connect, ns);
+	else
+		c->connect_failures++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void pqpool__count_opened(pqpool__counters *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->opened++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void pqpool__count(pqpool__counters *c, enum pqpool__counter which, uint64_t n)
+{
+	pthread_mutex_lock(&c->mu);
+	switch (which) {
+	case PQPOOL__ROLLBACKS:
+		c->rollbacks += n;
+		break;
+	case PQPOOL__RETRIES:
+		c->retries += n;
+		break;
+	case PQPOOL__LEASE_WARNINGS:
+		c->lease_warnings += n;
+		break;
 	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- the snapshot ---- */
+
+void pqpool__tally_begin(pqpool__tally *t, pqpool_stats *st, bool full)
+{
+	memset(t, 0, sizeof *t);
+	memset(st, 0, sizeof *st);
+	t->st = st;
+	t->full = full;
+	t->epoch = pqc_now_ns() / ((int64_t)PQPOOL__WIN_SPAN_S * 1000000000);
+}
+
+void pqpool__tally_slot(pqpool__tally *t, const pqpool__qstats *q, enum pqpool__use use)
+{
+	pqpool_stats *st = t->st;
+	int64_t last;
+	if (use == PQPOOL__USE_IDLE)
+		st->idle++;
+	else if (use == PQPOOL__USE_USED)
+		st->active++;
+	for (int w = 0; w < PQPOOL__WIN_SLOTS; w++) {
+		int64_t e = LOAD(q->win[w].epoch);
+		/* the current bucket and the WIN_SLOTS-1 before it */
+		if (e <= t->epoch - PQPOOL__WIN_SLOTS || e > t->epoch)
+			continue;
+		st->window_queries += LOAD(q->win[w].n);
+		t->win_err += LOAD(q->win[w].err);
+		t->win_sum_ns += LOAD(q->win[w].sum_ns);
+	}
+	if (!t->full)
+		return;
+	last = LOAD(q->last_use_ms);
+	if (last > t->last_use_ms)
+		t->last_use_ms = last;
+	st->acquires += LOAD(q->acquires);
+	t->slow += LOAD(q->slow_acquires);
+	t->wait_ns += LOAD(q->wait_sum_ns);
+	st->queries += LOAD(q->queries);
+	st->query_errors += LOAD(q->errors);
+	t->qsum_ns += LOAD(q->sum_ns);
+	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++) {
+		st->wait.buckets[b] += LOAD(q->wait_hist[b]);
+		st->query.buckets[b] += LOAD(q->hist[b]);
+	}
+}
+
+void pqpool__tally_end(pqpool__tally *t, const pqpool__pool_facts *f)
+{
+	pqpool_stats *st = t->st;
+	pqpool__counters *c = f->counters;
 	st->total = st->active + st->idle;
-	st->max = p->nslots;
-	st->min = p->cfg.pool_min;
+	st->max = f->max;
+	st->min = f->min;
+	st->waiting = f->waiting;
+	st->closed = f->closed;
 	st->utilization = st->max > 0 ? (double)st->active * 100.0 / st->max : 0;
-	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
-		st->query.count += st->query.buckets[b];
-	st->query.sum_ms = (double)qsum_ns / 1e6;
 	st->window_s = PQPOOL__WIN_SLOTS * PQPOOL__WIN_SPAN_S;
 	if (st->window_queries > 0) {
 		st->avg_response_ms =
-		        (double)win_sum_ns / 1e6 / (double)st->window_queries;
-		st->error_rate = (double)win_err * 100.0 / (double)st->window_queries;
+		        (double)t->win_sum_ns / 1e6 / (double)st->window_queries;
+		st->error_rate = (double)t->win_err * 100.0 / (double)st->window_queries;
 	}
-	/* `contend` is the waiters count plus the closed bit, kept with them
-	 * under the lock: reading it needs none */
-	contend = atomic_load(&p->contend);
-	st->waiting = (int)(contend & ~PQPOOL__CLOSED_BIT);
-	st->closed = (contend & PQPOOL__CLOSED_BIT) != 0;
-}
-
-void pqpool__stats_quick(struct pqpool *p, pqpool_stats *st)
-{
-	memset(st, 0, sizeof *st);
-	scan(p, st, false, NULL, NULL, NULL);
-}
-
-int pqpool_stats_get(pqpool *p, pqpool_stats *st)
-{
-	int64_t last_mono = 0;
-	uint64_t slow = 0, wait_ns = 0;
-
-	if (!p || !st)
-		return pqpool__fail(PQPOOL_EINVAL, "stats: NULL pool or out");
-	pqpool__pin(p);
-	memset(st, 0, sizeof *st);
-	scan(p, st, true, &slow, &wait_ns, &last_mono);
-
-	pthread_mutex_lock(&p->stats_mu);
-	st->acquire_timeouts = atomic_load(&p->acquire_timeouts);
-	st->acquire_errors = atomic_load(&p->acquire_errors);
-	st->opened = p->opened;
-	st->connect_failures = p->connect_failures;
-	memcpy(st->closed_by, p->closed_by, sizeof st->closed_by);
-	st->query_timeouts = p->query_timeouts;
-	st->rollbacks = p->rollbacks;
-	st->retries = p->retries;
-	st->lease_warnings = p->lease_warnings;
-	memcpy(st->error_class, p->err_class, sizeof st->error_class);
-	memcpy(st->errors_by_class, p->err_count, sizeof st->errors_by_class);
+	if (!t->full)
+		return;
+	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+		st->query.count += st->query.buckets[b];
+	st->query.sum_ms = (double)t->qsum_ns / 1e6;
 	/* Acquires that took the lock-free path waited for nothing: they are
 	 * the zero bucket of the wait distribution. */
-	st->wait.count = slow;
-	st->wait.sum_ms = (double)wait_ns / 1e6;
-	if (st->acquires > slow) {
-		st->wait.buckets[0] += st->acquires - slow;
+	st->wait.count = t->slow;
+	st->wait.sum_ms = (double)t->wait_ns / 1e6;
+	if (st->acquires > t->slow) {
+		st->wait.buckets[0] += st->acquires - t->slow;
 		st->wait.count = st->acquires;
 	}
-	st->connect = p->connect;
-	pthread_mutex_unlock(&p->stats_mu);
-
-	st->started_ms = p->started_wall_ms;
+	st->started_ms = f->started_wall_ms;
 	st->last_activity_ms =
-	        last_mono > 0 ? p->started_wall_ms + (last_mono - p->started_mono_ms)
-	                      : p->started_wall_ms;
-	pqpool__unpin(p);
-	pqpool__ok();
-	return PQPOOL_OK;
+	        t->last_use_ms > 0
+	                ? f->started_wall_ms + (t->last_use_ms - f->started_mono_ms)
+	                : f->started_wall_ms;
+	if (!c)
+		return;
+	st->acquire_timeouts = atomic_load(&c->acquire_timeouts);
+	st->acquire_errors = atomic_load(&c->acquire_errors);
+	pthread_mutex_lock(&c->mu);
+	st->opened = c->opened;
+	st->connect_failures = c->connect_failures;
+	memcpy(st->closed_by, c->closed_by, sizeof st->closed_by);
+	st->query_timeouts = c->query_timeouts;
+	st->rollbacks = c->rollbacks;
+	st->retries = c->retries;
+	st->lease_warnings = c->lease_warnings;
+	memcpy(st->error_class, c->err_class, sizeof st->error_class);
+	memcpy(st->errors_by_class, c->err_count, sizeof st->errors_by_class);
+	st->connect = c->connect;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- texts and the specification's pool status ---- */
+
+static const char *const close_reason_names[PQPOOL_CLOSE_REASONS] = {
+        [PQPOOL_CLOSE_IDLE] = "idle",
+        [PQPOOL_CLOSE_LIFETIME] = "lifetime",
+        [PQPOOL_CLOSE_BROKEN] = "broken",
+        [PQPOOL_CLOSE_UNCLEAN] = "unclean",
+        [PQPOOL_CLOSE_DISCARDED] = "discarded",
+        [PQPOOL_CLOSE_POOL_CLOSED] = "pool_closed",
+};
+
+const char *pqpool_close_reason_text(pqpool_close_reason r)
+{
+	if ((int)r < 0 || r >= PQPOOL_CLOSE_REASONS)
+		return "unknown";
+	return close_reason_names[r];
+}
+
+void pqpool_pool_status_of(const pqpool_stats *st, pqpool_pool_status *out)
+{
+	static const pqpool_stats zero;
+	if (out == NULL)
+		return;
+	if (st == NULL)
+		st = &zero;
+	double u = st->utilization;
+	memset(out, 0, sizeof *out);
+	/* Thresholds and texts exactly as the specification's getPoolStatus(). */
+	if (u > 80)
+		out->utilization = "critical";
+	else if (u > 60)
+		out->utilization = "high";
+	else if (u > 40)
+		out->utilization = "medium";
+	else
+		out->utilization = "low";
+	if (st->waiting > 0)
+		out->recommendations[out->n_recommendations++] =
+		        "Consider increasing pool size";
+	if (u > 80)
+		out->recommendations[out->n_recommendations++] =
+		        "Pool utilization is critically high";
+	out->healthy = st->error_rate < 5;
+}
+
+/* An error class name safe as a JSON key and a Prometheus label value:
+ * SQLSTATE classes are ASCII, so anything else is replaced rather than
+ * trusted. Returns false for an unused slot. */
+static bool class_name(const pqpool_stats *st, int i, char out[8])
+{
+	size_t n = strnlen(st->error_class[i], sizeof st->error_class[i]);
+	if (n == 0)
+		return false;
+	if (n > 7)
+		n = 7;
+	for (size_t k = 0; k < n; k++) {
+		unsigned char c = (unsigned char)st->error_class[i][k];
+		out[k] = (c >= 0x20 && c < 0x7F) ? (char)c : '?';
+	}
+	out[n] = '\0';
+	return true;
+}
+
+/* The count of class i including later slots with the same name, or false
+ * when an earlier slot already had it (so each class is reported once). */
+bool pqpool__error_class(const pqpool_stats *st, int i, char name[8], uint64_t *total)
+{
+	char other[8];
+	if (!class_name(st, i, name))
+		return false;
+	for (int j = 0; j < i; j++)
+		if (class_name(st, j, other) && strcmp(other, name) == 0)
+			return false;
+	*total = st->errors_by_class[i];
+	for (int j = i + 1; j < PQPOOL_ERROR_CLASSES; j++)
+		if (class_name(st, j, other) && strcmp(other, name) == 0)
+			*total += st->errors_by_class[j];
+	return true;
 }

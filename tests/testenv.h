@@ -50,7 +50,7 @@ void testenv_sleep_ms(int ms);
 		int a_ = (actual), e_ = (expected);                                      \
 		if (a_ != e_)                                                            \
 			fail_msg("status %d (%s) != expected %d (%s): %s", a_,           \
-			         pqpool_strstatus(a_), e_, pqpool_strstatus(e_),         \
+			         pqpool_status_text(a_), e_, pqpool_status_text(e_),         \
 			         pqpool_errmsg());                                       \
 	} while (0)
 

@@ -412,7 +412,9 @@ static int run_bench(const cli_args *args)
 		if (!rn.json)
 			printf("pqpool bench %s against %s (%ld CPUs%s)\n", rn.workload,
 			       url ? url : "?", sysconf(_SC_NPROCESSORS_ONLN),
-			       ag < 0 ? "" : ag ? ", autogroup on" : ", autogroup off");
+			       ag < 0 ? ""
+			       : ag   ? ", autogroup on"
+			              : ", autogroup off");
 		free(url);
 	}
 	if (strcmp(rn.workload, "spec") == 0)

@@ -37,14 +37,14 @@ static int run_check(const cli_args *args)
 	rc = pqpool_open(&s.cfg, &pool);
 	if (rc != PQPOOL_OK) {
 		fprintf(stderr, "pqpool: %s\n",
-		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_strstatus(rc));
+		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_status_text(rc));
 		setup_free(&s);
 		return CLI_EXIT_FAIL;
 	}
 	rc = pqpool_check_health(pool, &h);
 	if (rc != PQPOOL_OK) {
 		fprintf(stderr, "pqpool: %s\n",
-		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_strstatus(rc));
+		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_status_text(rc));
 		h.status = PQPOOL_UNHEALTHY;
 	} else if ((json = pqpool_render_health_json(&h)) != NULL) {
 		puts(json);

@@ -56,7 +56,7 @@ static void maintain(pqpool *pool, bool *failing)
 
 	if (rc != PQPOOL_OK && !*failing)
 		log_msg(PQPOOL_LOG_WARN, "pool upkeep: %s (retrying every second)",
-		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_strstatus(rc));
+		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_status_text(rc));
 	else if (rc == PQPOOL_OK && *failing)
 		log_msg(PQPOOL_LOG_INFO, "pool upkeep: the database answers again");
 	*failing = rc != PQPOOL_OK;
@@ -135,7 +135,7 @@ static int shut_down(http_server *srv, pqpool *pool, const sigset_t *sigs, int s
 	else
 		log_msg(PQPOOL_LOG_WARN,
 		        "pool closed with leases still out (%s); exiting",
-		        pqpool_strstatus(rc));
+		        pqpool_status_text(rc));
 	return CLI_EXIT_OK;
 }
 
@@ -189,7 +189,7 @@ static int run_serve(const cli_args *args)
 	rc = pqpool_open(&s.cfg, &pool);
 	if (rc != PQPOOL_OK) {
 		log_msg(PQPOOL_LOG_ERROR, "%s",
-		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_strstatus(rc));
+		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_status_text(rc));
 		setup_free(&s);
 		return CLI_EXIT_FAIL;
 	}

@@ -25,7 +25,7 @@
 
 /* A probe in flight and the items waiting for its result. */
 typedef struct flight {
-	pqpool_conn *probe;
+	pqpool_probe *probe;
 	int fd;
 	bool armed;        /* its one-shot registration may still fire */
 	bool inline_wait;  /* an event thread is waiting on it: not ours yet */
@@ -99,7 +99,7 @@ static flight *start(probes *r, workq_item *item, bool inline_wait, int *rc)
 		free(f);
 		return NULL;
 	}
-	f->fd = PQsocket(pqpool_conn_pg(f->probe));
+	f->fd = pqpool_probe_socket(f->probe);
 	f->inline_wait = inline_wait;
 	item->next = NULL;
 	f->items = item;

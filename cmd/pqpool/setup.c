@@ -54,7 +54,7 @@ int setup_load(cli_setup *s)
 		if (!*err)
 			snprintf(err, sizeof(err), "%s",
 			         *pqpool_errmsg() ? pqpool_errmsg()
-			                          : pqpool_strstatus(rc));
+			                          : pqpool_status_text(rc));
 		setup_report_error(s->env, err);
 		return CLI_EXIT_USAGE;
 	}

@@ -1,7 +1,7 @@
 /* workq.c — a FIFO of jobs, handed to the most recently idle of a fixed set of threads.
  */
 #include "workq.h"
-#include "internal.h" /* pqpool__event: one futex word per sleeper */
+#include "event.h" /* one futex word per sleeper */
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +15,7 @@
 typedef struct worker {
 	workq *q;
 	pthread_t thread;
-	pqpool__event ev;
+	pqc_event ev;
 	workq_item *handed; /* a job given directly, or NULL */
 	struct worker *next_idle;
 } worker;
@@ -55,9 +55,9 @@ static void *run(void *p)
 			w->next_idle = q->idle;
 			q->idle = w;
 			w->handed = NULL;
-			pqpool__event_init(&w->ev);
+			pqc_event_init(&w->ev);
 			pthread_mutex_unlock(&q->mu);
-			pqpool__event_wait(&w->ev, INT64_MAX);
+			pqc_event_wait(&w->ev, INT64_MAX);
 			it = w->handed; /* written before the event was set */
 			if (!it) {      /* stopping: workq_stop() emptied the stack */
 				pthread_mutex_lock(&q->mu);
@@ -132,7 +132,7 @@ bool workq_push(workq *q, workq_item *item)
 	}
 	pthread_mutex_unlock(&q->mu);
 	if (w)
-		pqpool__event_set(&w->ev);
+		pqc_event_set(&w->ev);
 	return true;
 }
 
@@ -149,7 +149,7 @@ void workq_stop(workq *q)
 	pthread_mutex_unlock(&q->mu);
 	while (idle) {
 		worker *next = idle->next_idle; /* read before it can wake */
-		pqpool__event_set(&idle->ev);
+		pqc_event_set(&idle->ev);
 		idle = next;
 	}
 	for (int i = 0; i < q->nthreads; i++)

@@ -32,7 +32,7 @@ static void note_failure(const char *what, int rc)
 	pthread_mutex_lock(&err_mu);
 	if (!first_error[0])
 		snprintf(first_error, sizeof first_error, "%s: %s: %s", what,
-		         pqpool_strstatus(rc), pqpool_errmsg());
+		         pqpool_status_text(rc), pqpool_errmsg());
 	pthread_mutex_unlock(&err_mu);
 }
 

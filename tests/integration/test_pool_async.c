@@ -3,6 +3,7 @@
  * thread; no free connection; past the deadline; failing queries; a
  * connection killed mid-probe. */
 #include "testenv.h"
+#include "slot.h" /* white-box: a probe's backend */
 
 #include <poll.h>
 #include <stdio.h>
@@ -24,12 +25,11 @@ static pqpool *open_with(const char *health_query, int max, int timeout_ms)
 
 /* Drives a probe the way an event loop would; returns how many polls it
  * took. */
-static int drive(pqpool_conn *pr, pqpool_health *h)
+static int drive(pqpool_probe *pr, pqpool_health *h)
 {
 	int polls = 0;
 	for (;;) {
-		struct pollfd pfd = {.fd = PQsocket(pqpool_conn_pg(pr)),
-		                     .events = POLLIN};
+		struct pollfd pfd = {.fd = pqpool_probe_socket(pr), .events = POLLIN};
 		int rc;
 		poll(&pfd, 1, pqpool_probe_timeout_ms(pr));
 		polls++;
@@ -46,7 +46,7 @@ static int drive(pqpool_conn *pr, pqpool_health *h)
 static void test_probe_healthy(void **state)
 {
 	pqpool *p = open_with(NULL, 2, 2000);
-	pqpool_conn *pr;
+	pqpool_probe *pr;
 	pqpool_health h;
 	pqpool_stats before, after;
 	(void)state;
@@ -74,7 +74,8 @@ static void test_probe_healthy(void **state)
 static void test_probe_never_waits(void **state)
 {
 	pqpool *p = open_with(NULL, 1, 2000);
-	pqpool_conn *c, *pr = NULL;
+	pqpool_conn *c;
+	pqpool_probe *pr = NULL;
 	int64_t t0;
 	(void)state;
 	assert_status(PQPOOL_OK, pqpool_acquire(p, -1, &c));
@@ -95,7 +96,7 @@ static void test_probe_never_waits(void **state)
 static void test_probe_deadline(void **state)
 {
 	pqpool *p = open_with("SELECT pg_sleep(2)", 1, 300);
-	pqpool_conn *pr;
+	pqpool_probe *pr;
 	pqpool_health h;
 	pqpool_stats st;
 	int64_t t0 = testenv_now_ms(), el;
@@ -116,7 +117,7 @@ static void test_probe_deadline(void **state)
 static void test_probe_failures(void **state)
 {
 	pqpool *p = open_with("SELEC 1", 1, 2000);
-	pqpool_conn *pr;
+	pqpool_probe *pr;
 	pqpool_health h;
 	(void)state;
 	assert_status(PQPOOL_OK, pqpool_probe_start(p, &pr));
@@ -129,7 +130,7 @@ static void test_probe_failures(void **state)
 	p = open_with("SELECT pg_sleep(1)", 1, 5000);
 	assert_status(PQPOOL_OK, pqpool_probe_start(p, &pr));
 	testenv_admin("SELECT pg_terminate_backend(%d)",
-	              PQbackendPID(pqpool_conn_pg(pr)));
+	              PQbackendPID(pqpool__slot_of_probe(pr)->link.pg));
 	drive(pr, &h);
 	assert_int_equal(h.status, PQPOOL_UNHEALTHY);
 	assert_true(h.error[0] != '\0');
@@ -141,10 +142,10 @@ static void test_probe_failures(void **state)
 
 /* Waits for a query in flight the way an event loop would, then finishes
  * it. */
-static int run_one(pqpool_conn *q, PGresult **res)
+static int run_one(pqpool_inflight *q, PGresult **res)
 {
 	while (pqpool_poll(q) == PQPOOL_EAGAIN) {
-		struct pollfd pfd = {.fd = PQsocket(pqpool_conn_pg(q)), .events = POLLIN};
+		struct pollfd pfd = {.fd = pqpool_inflight_socket(q), .events = POLLIN};
 		poll(&pfd, 1, pqpool_poll_timeout_ms(q));
 	}
 	return pqpool_finish(q, res);
@@ -154,7 +155,7 @@ static void many_in_flight(bool prepare)
 {
 	pqpool_config cfg;
 	pqpool *p = NULL;
-	pqpool_conn *q[8], *extra = NULL;
+	pqpool_inflight *q[8], *extra = NULL;
 	char vals[8][16];
 	const char *params[8][1];
 	pqpool_stats st;
@@ -182,8 +183,7 @@ static void many_in_flight(bool prepare)
 			for (int i = 0; i < 8; i++)
 				if (q[i]) {
 					pfd[n] = (struct pollfd){
-					        PQsocket(pqpool_conn_pg(q[i])), POLLIN,
-					        0};
+					        pqpool_inflight_socket(q[i]), POLLIN, 0};
 					map[n++] = i;
 				}
 			assert_true(poll(pfd, (nfds_t)n, 5000) > 0);
@@ -221,7 +221,7 @@ static void test_send_failures(void **state)
 {
 	pqpool_config cfg;
 	pqpool *p = NULL;
-	pqpool_conn *q;
+	pqpool_inflight *q;
 	pqpool_stats st;
 	PGresult *r = (PGresult *)1;
 	int64_t t0;

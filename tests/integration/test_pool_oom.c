@@ -337,9 +337,9 @@ static bool value_is(PGresult *r, const char *want)
 }
 
 /* Waits up to 10 ms for the lease's socket to have something to read. */
-static void wait_readable(pqpool_conn *c)
+static void wait_readable(int fd)
 {
-	struct pollfd pfd = {.fd = PQsocket(pqpool_conn_pg(c)), .events = POLLIN};
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	poll(&pfd, pfd.fd >= 0 ? 1 : 0, 10);
 }
 
@@ -388,12 +388,12 @@ static void scenario(const char *conninfo, struct outcome *o)
 	st = pqpool_run(p, "oom test", in_run, &right);
 	record(o, S_RUN, st, right);
 
-	st = pqpool_send(p, "SELECT 3", 0, NULL, &c);
+	pqpool_inflight *q = NULL;
+	st = pqpool_send(p, "SELECT 3", 0, NULL, &q);
 	if (st == PQPOOL_OK) {
-		while ((st = pqpool_poll(c)) == PQPOOL_EAGAIN)
-			wait_readable(c);
-		st = pqpool_finish(c, &r);
-		c = NULL;
+		while ((st = pqpool_poll(q)) == PQPOOL_EAGAIN)
+			wait_readable(pqpool_inflight_socket(q));
+		st = pqpool_finish(q, &r);
 	}
 	record(o, S_SEND, st, value_is(r, "3"));
 	PQclear(r);
@@ -405,13 +405,13 @@ static void scenario(const char *conninfo, struct outcome *o)
 
 	/* the non-blocking probe: once started, it reports through its result;
 	 * EAGAIN (no idle connection at once) is an answer, not a failure */
-	st = pqpool_probe_start(p, &c);
+	pqpool_probe *pr = NULL;
+	st = pqpool_probe_start(p, &pr);
 	if (st == PQPOOL_OK) {
 		pqpool_health h2;
-		while (pqpool_probe_poll(c) == PQPOOL_EAGAIN)
-			wait_readable(c);
-		pqpool_probe_finish(c, &h2);
-		c = NULL;
+		while (pqpool_probe_poll(pr) == PQPOOL_EAGAIN)
+			wait_readable(pqpool_probe_socket(pr));
+		pqpool_probe_finish(pr, &h2);
 		record_health(o, S_PROBE, st, &h2);
 	} else if (st != PQPOOL_EAGAIN) {
 		record(o, S_PROBE, st, true);
@@ -483,7 +483,7 @@ static bool run_one(const char *conninfo, long n, bool pers, struct tally *t)
 			t->failed_steps++;
 		if (o.step[i] == -2)
 			fail_msg("%s N=%ld: %s failed (%s) without saying why", mode, n,
-			         step_name[i], pqpool_strstatus(o.status[i]));
+			         step_name[i], pqpool_status_text(o.status[i]));
 		if (o.step[i] == -3)
 			fail_msg("%s N=%ld: %s returned a wrong value", mode, n,
 			         step_name[i]);
@@ -494,7 +494,7 @@ static bool run_one(const char *conninfo, long n, bool pers, struct tally *t)
 			if (o.step[i] != 1)
 				fail_msg("no failure injected, yet %s did not succeed "
 				         "(%s)",
-				         step_name[i], pqpool_strstatus(o.status[i]));
+				         step_name[i], pqpool_status_text(o.status[i]));
 	if (leaked != 0) {
 		count_leaks(true); /* prints who allocated them */
 		fail_msg("%s N=%ld: %ld blocks allocated during the scenario are "

@@ -1,6 +1,6 @@
-/* test_config.c — config from an injected environment, validation, masking, params. */
+/* test_config.c — config.c: the configuration from an injected environment,
+ * strict validation, defaults, clearing; every allocation failed in turn. */
 #include "testenv.h"
-#include "internal.h"
 
 #include <libpq-fe.h>
 #include <limits.h>
@@ -11,14 +11,20 @@
 #include <unistd.h>
 
 /* ---- fault injection ----
- * config.c is compiled into this test with its allocator redirected (see
- * failalloc.h), so that each allocation it makes can be failed in turn. */
+ * The code under test is compiled into this test with its allocator
+ * redirected (see failalloc.h), so that each allocation it makes can be
+ * failed in turn. */
 #include "failalloc.h"
 
-#define malloc fi_malloc
-#define free   fi_free
+#define malloc  fi_malloc
+#define realloc fi_realloc
+#define free    fi_free
 #include "../../src/config.c"
+#include "../../src/conninfo.c"
+#include "../../src/secret.c"
+#include "../../common/sbuf.c"
 #undef malloc
+#undef realloc
 #undef free
 
 /* ---- an injected environment: NULL-terminated name, value pairs ---- */
@@ -368,19 +374,19 @@ static void test_env_value_shown_safely(void **state)
 	             "DB_FAIL_FAST=\"yes??FAKE LOG LINE?[31m\": expected true or false");
 	memset(long_value, 'x', sizeof long_value - 1);
 	long_value[sizeof long_value - 1] = '\0';
-	snprintf(want, sizeof want, "SSL_MODE=\"%.*s...\": expected %s", SHOW_MAX,
-	         long_value, SSL_MODES_TEXT);
+	snprintf(want, sizeof want, "SSL_MODE=\"%.*s...\": expected %s", PQPOOL__SHOW_MAX,
+	         long_value, PQPOOL__SSL_MODES_TEXT);
 	expect_error(ENV("SSL_MODE", long_value), want);
-	/* exactly SHOW_MAX characters are shown whole */
-	long_value[SHOW_MAX] = '\0';
+	/* exactly PQPOOL__SHOW_MAX characters are shown whole */
+	long_value[PQPOOL__SHOW_MAX] = '\0';
 	snprintf(want, sizeof want, "SSL_MODE=\"%s\": expected %s", long_value,
-	         SSL_MODES_TEXT);
+	         PQPOOL__SSL_MODES_TEXT);
 	expect_error(ENV("SSL_MODE", long_value), want);
 	/* a cut never splits a UTF-8 sequence: 63 ASCII then "é" (2 bytes) */
 	memset(long_value, 'y', 63);
 	strcpy(long_value + 63, "\xc3\xa9zzzz");
 	snprintf(want, sizeof want, "SSL_MODE=\"%.63s...\": expected %s", long_value,
-	         SSL_MODES_TEXT);
+	         PQPOOL__SSL_MODES_TEXT);
 	expect_error(ENV("SSL_MODE", long_value), want);
 }
 
@@ -610,7 +616,7 @@ static void test_env_database_url_bad(void **state)
 	expect_error(ENV("DATABASE_URL", "postgresql://u:s3cr3tpw@host/db?bogus=1"),
 	             "DATABASE_URL: invalid URI query parameter: \"bogus\"");
 	expect_error(ENV("DATABASE_URL", "postgresql://host/db?sslmode=bogus"),
-	             "DATABASE_URL: sslmode \"bogus\": expected " SSL_MODES_TEXT);
+	             "DATABASE_URL: sslmode \"bogus\": expected " PQPOOL__SSL_MODES_TEXT);
 	expect_error(ENV("DATABASE_URL", "host=h bogus=1"),
 	             "DATABASE_URL: invalid connection option \"bogus\"");
 	expect_error(ENV("DATABASE_URL", "hyperpage"),
@@ -706,10 +712,10 @@ static void test_env_ssl_mode(void **state)
 	char want[PQPOOL__ERRLEN];
 	for (size_t i = 0; i < sizeof bad_modes / sizeof bad_modes[0]; i++) {
 		snprintf(want, sizeof want, "SSL_MODE=\"%s\": expected %s", bad_modes[i],
-		         SSL_MODES_TEXT);
+		         PQPOOL__SSL_MODES_TEXT);
 		expect_error(ENV("SSL_MODE", bad_modes[i]), want);
 	}
-	assert_string_equal(SSL_MODES_TEXT,
+	assert_string_equal(PQPOOL__SSL_MODES_TEXT,
 	                    "disable, allow, prefer, require, verify-ca or verify-full");
 }
 
@@ -846,8 +852,9 @@ static void test_validate(void **state)
 
 	pqpool_config_init(&cfg);
 	cfg.ssl_mode = "required";
-	expect_invalid(&cfg,
-	               "ssl_mode (SSL_MODE)=\"required\": expected " SSL_MODES_TEXT);
+	expect_invalid(
+	        &cfg,
+	        "ssl_mode (SSL_MODE)=\"required\": expected " PQPOOL__SSL_MODES_TEXT);
 	for (size_t i = 0; i < sizeof ssl_modes / sizeof ssl_modes[0]; i++) {
 		cfg.ssl_mode = ssl_modes[i];
 		assert_status(PQPOOL_OK, pqpool_config_validate(&cfg, NULL, 0));
@@ -877,7 +884,8 @@ static void test_validate(void **state)
 	expect_invalid(
 	        &cfg, "conninfo: port \"notaport\": expected an integer from 1 to 65535");
 	cfg.conninfo = "host=h sslmode=on";
-	expect_invalid(&cfg, "conninfo: sslmode \"on\": expected " SSL_MODES_TEXT);
+	expect_invalid(&cfg,
+	               "conninfo: sslmode \"on\": expected " PQPOOL__SSL_MODES_TEXT);
 	cfg.conninfo = "postgresql://u:s3cr3tpw@h:5432/db?sslmode=require";
 	assert_status(PQPOOL_OK, pqpool_config_validate(&cfg, err, sizeof err));
 
@@ -889,364 +897,6 @@ static void test_validate(void **state)
 
 	assert_status(PQPOOL_EINVAL, pqpool_config_validate(NULL, err, sizeof err));
 	assert_string_equal(err, "config_validate: cfg is NULL");
-}
-
-/* ---- masking ---- */
-
-static void expect_mask(const char *conninfo, const char *want)
-{
-	char out[512];
-	int n = pqpool_mask_conninfo(conninfo, out, sizeof out);
-	if (strcmp(out, want) != 0)
-		fail_msg("mask(%s) = \"%s\", expected \"%s\"",
-		         conninfo ? conninfo : "NULL", out, want);
-	assert_int_equal(n, (int)strlen(want));
-	assert_string_equal(pqpool_errmsg(), "");
-	/* the masked form is itself a valid libpq URI */
-	char *perr = NULL;
-	PQconninfoOption *o = PQconninfoParse(out, &perr);
-	if (!o)
-		fail_msg("masked \"%s\" does not parse: %s", out, perr ? perr : "?");
-	PQconninfoFree(o);
-}
-
-static void test_mask(void **state)
-{
-	(void)state;
-	expect_mask(NULL, "postgresql://hyperpage:****@localhost:5432/hyperpage");
-	expect_mask(
-	        "postgresql://alice:s3cret@db.example.com:6543/app?sslmode=require&"
-	        "application_name=web",
-	        "postgresql://alice:****@db.example.com:6543/app?application_name=web&"
-	        "sslmode=require");
-	expect_mask("postgres://alice@h/d", "postgresql://alice@h/d");
-	expect_mask("host=h port=5 dbname=d", "postgresql://h:5/d");
-	expect_mask("host=h password=zzz", "postgresql://:****@h");
-	expect_mask("user=u", "postgresql://u@");
-	expect_mask("", "postgresql://");
-	expect_mask("host=/var/run/postgresql dbname='my db' user='a@b' password='x y'",
-	            "postgresql://a%40b:****@%2Fvar%2Frun%2Fpostgresql/my%20db");
-	expect_mask("host=::1 port=5432 dbname=d", "postgresql://[::1]:5432/d");
-	expect_mask("host=h1,h2 port=5432,5433", "postgresql://h1:5432,h2:5433");
-	expect_mask("host=h1,h2 port=6000", "postgresql://h1:6000,h2:6000");
-	expect_mask("host=h1,h2", "postgresql://h1,h2");
-	expect_mask("port=6000", "postgresql://:6000");
-	expect_mask(
-	        "hostaddr=10.0.0.1 connect_timeout=3 options='-c x=1' "
-	        "sslpassword=topsecret",
-	        "postgresql://?connect_timeout=3&hostaddr=10.0.0.1&options=-c%20x%3D1");
-	expect_mask("postgresql://u:pw@h/d%2Fx?application_name=a%26b",
-	            "postgresql://u:****@h/d%2Fx?application_name=a%26b");
-	/* a bad port still renders: masking is for display */
-	expect_mask("postgresql://u:pw@h:notaport/d", "postgresql://u:****@h:notaport/d");
-
-	/* the masked host and database name read back as they were */
-	char out[256];
-	pqpool_mask_conninfo("host='/tmp/sock dir' dbname='a/b?c' user=x", out,
-	                     sizeof out);
-	assert_string_equal(libpq_reads(out, "host"), "/tmp/sock dir");
-	assert_string_equal(libpq_reads(out, "dbname"), "a/b?c");
-	assert_null(libpq_reads(out, "password"));
-}
-
-static void test_mask_never_shows_passwords(void **state)
-{
-	(void)state;
-	const char *cases[] = {"postgresql://u:hunter22@h/d",
-	                       "postgresql://u:hunter22@h/d?sslpassword=hunter22",
-	                       "postgresql://h/d?password=hunter22",
-	                       "host=h password=hunter22 sslpassword=hunter22",
-	                       "host=h password='hunter22'",
-	                       "postgresql://u:hunter%32%32@h/d"};
-	char out[256];
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		assert_true(pqpool_mask_conninfo(cases[i], out, sizeof out) > 0);
-		if (strstr(out, "hunter") || strstr(out, "password"))
-			fail_msg("mask(%s) = \"%s\"", cases[i], out);
-		assert_non_null(strstr(out, ":****@"));
-	}
-}
-
-static void test_mask_invalid_and_truncated(void **state)
-{
-	(void)state;
-	char out[64], tiny[8];
-	memset(out, '#', sizeof out);
-	assert_status(PQPOOL_EINVAL,
-	              pqpool_mask_conninfo("postgresql://u:hunter22@h/d?bogus=1", out,
-	                                   sizeof out));
-	assert_string_equal(out, "(invalid)");
-	assert_string_equal(pqpool_errmsg(),
-	                    "conninfo: invalid URI query parameter: \"bogus\"");
-	assert_status(
-	        PQPOOL_EINVAL,
-	        pqpool_mask_conninfo("postgresql://u:hunter22@[::1/d", out, sizeof out));
-	assert_null(strstr(pqpool_errmsg(), "hunter22"));
-	assert_non_null(strstr(pqpool_errmsg(), "u:****@"));
-	/* ambiguous userinfo: refused rather than half-shown */
-	assert_status(PQPOOL_EINVAL, pqpool_mask_conninfo("postgresql://u:hun@ter22@h/d",
-	                                                  out, sizeof out));
-	assert_string_equal(out, "(invalid)");
-	/* an '@' in a query that no '/' precedes: libpq reads everything before
-	 * it, the query's password included, as the user name, which masking
-	 * shows (found by fuzz/fuzz_mask); refused, and fine with the '/' */
-	assert_status(PQPOOL_EINVAL,
-	              pqpool_mask_conninfo("postgresql://h?password=hunter22&"
-	                                   "application_name=a@b",
-	                                   out, sizeof out));
-	assert_string_equal(out, "(invalid)");
-	assert_null(strstr(pqpool_errmsg(), "hunter22"));
-	assert_non_null(strstr(pqpool_errmsg(), "%3F"));
-	expect_mask("postgresql://h/?password=hunter22&application_name=a@b",
-	            "postgresql://:****@h?application_name=a%40b");
-	/* a raw '?' in the password reads the same way: encode it */
-	assert_status(PQPOOL_EINVAL,
-	              pqpool_mask_conninfo("postgresql://u:p?ss@h/d", out, sizeof out));
-	expect_mask("postgresql://u:p%3Fss@h/d", "postgresql://u:****@h/d");
-	assert_status(PQPOOL_EINVAL, pqpool_mask_conninfo("bad", tiny, sizeof tiny));
-	assert_string_equal(tiny, "(invali");
-
-	/* like snprintf: the needed length, a truncated NUL-terminated copy */
-	const char *full = "postgresql://hyperpage:****@localhost:5432/hyperpage";
-	memset(tiny, '#', sizeof tiny);
-	assert_int_equal(pqpool_mask_conninfo(NULL, tiny, sizeof tiny),
-	                 (int)strlen(full));
-	assert_string_equal(tiny, "postgre");
-	assert_int_equal(pqpool_mask_conninfo(NULL, NULL, 0), (int)strlen(full));
-	tiny[0] = '#';
-	assert_int_equal(pqpool_mask_conninfo(NULL, tiny, 0), (int)strlen(full));
-	assert_int_equal(tiny[0], '#');
-	char exact[64];
-	assert_int_equal(pqpool_mask_conninfo(NULL, exact, strlen(full) + 1),
-	                 (int)strlen(full));
-	assert_string_equal(exact, full);
-	assert_int_equal(pqpool_mask_conninfo(NULL, exact, strlen(full)),
-	                 (int)strlen(full));
-	assert_int_equal(strlen(exact), strlen(full) - 1);
-}
-
-/* ---- connection parameters ---- */
-
-static const char *param(const pqpool__params *p, const char *kw)
-{
-	const char *found = NULL;
-	for (int i = 0; p->keywords[i]; i++) {
-		assert_non_null(p->values[i]);
-		assert_true(p->values[i][0] != '\0');
-		if (strcmp(p->keywords[i], kw) == 0) {
-			if (found)
-				fail_msg("keyword %s twice", kw);
-			found = p->values[i];
-		}
-	}
-	return found;
-}
-
-static void test_params_build(void **state)
-{
-	(void)state;
-	pqpool_config cfg;
-	pqpool__params p;
-	char err[PQPOOL__ERRLEN];
-
-	pqpool_config_init(&cfg);
-	cfg.conninfo =
-	        "postgresql://u:pw@h:5/d?options=-c%20search_path%3Dx&sslmode=require";
-	cfg.statement_timeout_ms = 1234;
-	cfg.ssl_mode = "verify-full";
-	cfg.ssl_cert = "/c.pem";
-	cfg.ssl_key = "/k.pem";
-	cfg.ssl_root_cert = "/ca.pem";
-	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_string_equal(param(&p, "options"),
-	                    "-c search_path=x -c statement_timeout=1234");
-	assert_string_equal(param(&p, "sslmode"), "verify-full");
-	assert_string_equal(param(&p, "sslcert"), "/c.pem");
-	assert_string_equal(param(&p, "sslkey"), "/k.pem");
-	assert_string_equal(param(&p, "sslrootcert"), "/ca.pem");
-	assert_string_equal(param(&p, "fallback_application_name"), "pqpool");
-	assert_null(param(&p, "application_name"));
-	assert_string_equal(param(&p, "host"), "h");
-	assert_string_equal(param(&p, "port"), "5");
-	assert_string_equal(param(&p, "password"), "pw");
-	assert_string_equal(p.masked,
-	                    "postgresql://u:****@h:5/d?options=-c%20search_path%3Dx&"
-	                    "sslmode=verify-full&sslcert=%2Fc.pem&sslkey=%2Fk.pem&"
-	                    "sslrootcert=%2Fca.pem");
-	/* one block holds everything */
-	const char *start = p.storage_, *end = start + malloc_usable_size(p.storage_);
-	assert_true((const char *)p.keywords >= start && (const char *)p.values < end);
-	for (int i = 0; p.keywords[i]; i++)
-		assert_true(p.keywords[i] > start &&
-		            p.values[i] + strlen(p.values[i]) < end);
-	assert_true(p.masked > start && p.masked + strlen(p.masked) < end);
-	pqpool__params_free(&p);
-	assert_null(p.keywords);
-	assert_null(p.values);
-	assert_null(p.masked);
-	assert_null(p.storage_);
-	pqpool__params_free(&p); /* idempotent */
-	pqpool__params_free(NULL);
-
-	/* no options of its own: ours alone; an application_name: no fallback */
-	cfg.conninfo = "host=h application_name=web";
-	cfg.ssl_mode = cfg.ssl_cert = cfg.ssl_key = cfg.ssl_root_cert = NULL;
-	cfg.statement_timeout_ms = 30000;
-	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_string_equal(param(&p, "options"), "-c statement_timeout=30000");
-	assert_string_equal(param(&p, "application_name"), "web");
-	assert_null(param(&p, "fallback_application_name"));
-	assert_null(param(&p, "sslmode"));
-	assert_string_equal(p.masked, "postgresql://h?application_name=web");
-	pqpool__params_free(&p);
-
-	/* statement_timeout 0 leaves the server's own and the user's options */
-	cfg.conninfo = "host=h options='-c work_mem=64MB' fallback_application_name=svc";
-	cfg.statement_timeout_ms = 0;
-	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_string_equal(param(&p, "options"), "-c work_mem=64MB");
-	assert_string_equal(param(&p, "fallback_application_name"), "svc");
-	pqpool__params_free(&p);
-	cfg.conninfo = "host=h";
-	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_null(param(&p, "options"));
-	pqpool__params_free(&p);
-
-	/* NULL conninfo: the default target */
-	pqpool_config_init(&cfg);
-	cfg.ssl_mode = "disable";
-	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_string_equal(param(&p, "host"), "localhost");
-	assert_string_equal(param(&p, "port"), "5432");
-	assert_string_equal(param(&p, "dbname"), "hyperpage");
-	assert_string_equal(param(&p, "user"), "hyperpage");
-	assert_string_equal(param(&p, "password"), "password");
-	assert_string_equal(param(&p, "sslmode"), "disable");
-	assert_string_equal(
-	        p.masked,
-	        "postgresql://hyperpage:****@localhost:5432/hyperpage?sslmode=disable");
-	pqpool__params_free(&p);
-}
-
-static void test_params_build_errors(void **state)
-{
-	(void)state;
-	pqpool_config cfg;
-	pqpool__params p;
-	char err[PQPOOL__ERRLEN];
-	pqpool_config_init(&cfg);
-	cfg.conninfo = "postgresql://u:hunter22@[::1/db";
-	memset(&p, 0x5a, sizeof p);
-	assert_status(PQPOOL_EINVAL, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_null(p.keywords);
-	assert_null(p.storage_);
-	assert_null(strstr(err, "hunter22"));
-	assert_true(strncmp(err, "conninfo: ", 10) == 0);
-	assert_string_equal(pqpool_errmsg(), err);
-	pqpool__params_free(&p);
-	cfg.conninfo = "host=h port=99999";
-	assert_status(PQPOOL_EINVAL, pqpool__params_build(&cfg, &p, err, sizeof err));
-	assert_string_equal(
-	        err, "conninfo: port \"99999\": expected an integer from 1 to 65535");
-	memset(&p, 0x5a, sizeof p);
-	assert_status(PQPOOL_EINVAL, pqpool__params_build(NULL, &p, err, sizeof err));
-	assert_string_equal(err, "params_build: NULL argument");
-	assert_null(p.storage_);
-	assert_status(PQPOOL_EINVAL, pqpool__params_build(&cfg, NULL, NULL, 0));
-}
-
-/* libpq itself accepts the arrays: every keyword is one it knows and every
- * value one it takes (a Unix socket in a missing directory fails to connect
- * without any network). */
-static void test_params_accepted_by_libpq(void **state)
-{
-	(void)state;
-	pqpool_config cfg;
-	pqpool__params p;
-	pqpool_config_init(&cfg);
-	cfg.conninfo = "host=/nonexistent-pqpool-dir port=5 user=u password=pw dbname=d "
-	               "options='-c work_mem=1MB'";
-	cfg.ssl_mode = "prefer";
-	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, NULL, 0));
-	PGconn *c = PQconnectStartParams(p.keywords, p.values, 0);
-	assert_non_null(c);
-	const char *msg = PQerrorMessage(c);
-	assert_int_equal(PQstatus(c), CONNECTION_BAD);
-	if (strstr(msg, "invalid") || strstr(msg, "option") ||
-	    !strstr(msg, "nonexistent-pqpool-dir"))
-		fail_msg("libpq refused the parameters: %s", msg);
-	PQfinish(c);
-	pqpool__params_free(&p);
-}
-
-/* ---- scrubbing ---- */
-
-static void test_scrub(void **state)
-{
-	(void)state;
-	char m1[] = "password hunter22 and hunter22!";
-	pqpool__scrub(m1, "hunter22");
-	assert_string_equal(m1, "password **** and ****!");
-	char m2[] = "xabyab";
-	pqpool__scrub(m2, "ab");
-	assert_string_equal(m2, "x**y**");
-	char m3[] = "abcd";
-	pqpool__scrub(m3, "abcd");
-	assert_string_equal(m3, "****");
-	char m4[] = "unchanged";
-	pqpool__scrub(m4, NULL);
-	pqpool__scrub(m4, "");
-	pqpool__scrub(m4, "absent");
-	assert_string_equal(m4, "unchanged");
-	pqpool__scrub(NULL, "x");
-	char m5[] = "a**b";
-	pqpool__scrub(m5, "**"); /* a secret of stars must not loop */
-	assert_string_equal(m5, "a**b");
-	char m6[] = "aaaaaa";
-	pqpool__scrub(m6, "aaa");
-	assert_string_equal(m6, "******");
-	char m7[] = "longlonglong";
-	pqpool__scrub(m7, "longlong");
-	assert_string_equal(m7, "****long");
-}
-
-/* White-box: the candidates found in a conninfo libpq refused. */
-static void test_scrub_unparsed(void **state)
-{
-	(void)state;
-	char m[256];
-	snprintf(m, sizeof m, "echo: postgresql://u:p%%40ss@h/d and p@ss and s3c");
-	scrub_unparsed(m, "postgresql://u:p%40ss@h/d");
-	assert_string_equal(m, "echo: postgresql://u:****@h/d and **** and s3c");
-	snprintf(m, sizeof m, "it's a'b and a\\'b");
-	scrub_unparsed(m, "host=h password='a\\'b'");
-	assert_string_equal(m, "it's *** and ****");
-	snprintf(m, sizeof m, "x=\"two\" x=\"words\"");
-	scrub_unparsed(m, "password=two words bogus=1");
-	assert_string_equal(m, "x=\"***\" x=\"****\"");
-	/* without memory for the candidates, the whole message goes */
-	snprintf(m, sizeof m, "secret");
-	fi_count = 0;
-	fi_fail_at = 0;
-	scrub_unparsed(m, "password=secret");
-	fi_fail_at = -1;
-	assert_string_equal(m, "******");
-}
-
-static void test_parse_int_unit(void **state)
-{
-	(void)state;
-	int v = -7;
-	assert_true(parse_int("0", 0, 10, &v));
-	assert_int_equal(v, 0);
-	assert_true(parse_int("2147483647", 0, INT_MAX, &v));
-	assert_int_equal(v, INT_MAX);
-	v = -7;
-	assert_false(parse_int("2147483648", 0, INT_MAX, &v));
-	assert_false(parse_int("", 0, 10, &v));
-	assert_false(parse_int("11", 0, 10, &v));
-	assert_false(parse_int("4", 5, 10, &v));
-	assert_int_equal(v, -7); /* untouched on failure */
 }
 
 /* ---- allocation failures ---- */
@@ -1282,7 +932,6 @@ static void fault_loop(alloc_fn fn, void *arg, void (*cleanup)(void *arg))
 
 static char fault_cert[] = "/tmp/pqpool-test-fi-XXXXXX";
 static pqpool_config fault_cfg;
-static pqpool__params fault_params;
 
 static int fi_from_env(void *arg)
 {
@@ -1302,38 +951,6 @@ static void fi_clear_cfg(void *arg)
 	pqpool_config_clear(&fault_cfg);
 }
 
-static int fi_params(void *arg)
-{
-	pqpool_config cfg;
-	pqpool_config_init(&cfg);
-	cfg.conninfo = arg;
-	cfg.ssl_mode = "require";
-	int st = pqpool__params_build(&cfg, &fault_params, NULL, 0);
-	if (st != PQPOOL_OK)
-		assert_null(fault_params.storage_);
-	return st;
-}
-
-static void fi_free_params(void *arg)
-{
-	(void)arg;
-	pqpool__params_free(&fault_params);
-}
-
-static int fi_mask(void *arg)
-{
-	char out[128];
-	int n = pqpool_mask_conninfo(arg, out, sizeof out);
-	if (n < 0)
-		assert_string_equal(out, "(invalid)");
-	return n < 0 ? n : PQPOOL_OK;
-}
-
-static void fi_nothing(void *arg)
-{
-	(void)arg;
-}
-
 static void test_alloc_failures(void **state)
 {
 	(void)state;
@@ -1342,9 +959,6 @@ static void test_alloc_failures(void **state)
 	close(fd);
 	fault_loop(fi_from_env, NULL, fi_clear_cfg);
 	unlink(fault_cert);
-	fault_loop(fi_params, "postgresql://u:pw@h/d?options=-c%20x%3D1", fi_free_params);
-	fault_loop(fi_params, NULL, fi_free_params);
-	fault_loop(fi_mask, "host=h user=u password=pw", fi_nothing);
 }
 
 int main(void)
@@ -1370,15 +984,6 @@ int main(void)
 	        cmocka_unit_test(test_env_ssl_paths),
 	        cmocka_unit_test(test_clear),
 	        cmocka_unit_test(test_validate),
-	        cmocka_unit_test(test_mask),
-	        cmocka_unit_test(test_mask_never_shows_passwords),
-	        cmocka_unit_test(test_mask_invalid_and_truncated),
-	        cmocka_unit_test(test_params_build),
-	        cmocka_unit_test(test_params_build_errors),
-	        cmocka_unit_test(test_params_accepted_by_libpq),
-	        cmocka_unit_test(test_scrub),
-	        cmocka_unit_test(test_scrub_unparsed),
-	        cmocka_unit_test(test_parse_int_unit),
 	        cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /* event.c — a one-shot wake-up object: each waiter sleeps on its own word, so
- * a release wakes exactly the waiter it hands a connection to. */
-#include "internal.h"
+ * a waker wakes exactly the waiter it means. */
+#include "event.h"
+
+#include "clock.h"
 
 #include <errno.h>
 #include <time.h>
@@ -10,12 +12,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-void pqpool__event_init(pqpool__event *ev)
+void pqc_event_init(pqc_event *ev)
 {
 	atomic_store_explicit(&ev->word, 0, memory_order_relaxed);
 }
 
-void pqpool__event_set(pqpool__event *ev)
+void pqc_event_set(pqc_event *ev)
 {
 	atomic_store_explicit(&ev->word, 1, memory_order_release);
 	/* The waiter may already have seen the word and gone; waking a futex
@@ -23,11 +25,11 @@ void pqpool__event_set(pqpool__event *ev)
 	syscall(SYS_futex, &ev->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns)
+int pqc_event_wait(pqc_event *ev, int64_t deadline_ns)
 {
 	while (atomic_load_explicit(&ev->word, memory_order_acquire) == 0) {
 		struct timespec ts;
-		if (pqpool__now_ns() >= deadline_ns)
+		if (pqc_now_ns() >= deadline_ns)
 			return 0;
 		ts.tv_sec = deadline_ns / 1000000000;
 		ts.tv_nsec = deadline_ns % 1000000000;
@@ -43,21 +45,21 @@ int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns)
 
 #else /* portable fallback: spin-sleep; correct, not fast */
 
-void pqpool__event_init(pqpool__event *ev)
+void pqc_event_init(pqc_event *ev)
 {
 	atomic_store_explicit(&ev->word, 0, memory_order_relaxed);
 }
 
-void pqpool__event_set(pqpool__event *ev)
+void pqc_event_set(pqc_event *ev)
 {
 	atomic_store_explicit(&ev->word, 1, memory_order_release);
 }
 
-int pqpool__event_wait(pqpool__event *ev, int64_t deadline_ns)
+int pqc_event_wait(pqc_event *ev, int64_t deadline_ns)
 {
 	while (atomic_load_explicit(&ev->word, memory_order_acquire) == 0) {
 		struct timespec ts = {0, 50000};
-		if (pqpool__now_ns() >= deadline_ns)
+		if (pqc_now_ns() >= deadline_ns)
 			return 0;
 		nanosleep(&ts, NULL);
 	}

@@ -1,0 +1,34 @@
+/* lease.h — taking a connection from the pool and giving it back. */
+#ifndef PQPOOL_LEASE_H
+#define PQPOOL_LEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "slot.h"
+#include "wait.h"
+
+struct pqpool;
+
+/* Acquires a slot within the monotonic deadline_ns, waiting FIFO for one
+ * and opening one when there is room. file and line name the lease for the
+ * lease_warn_ms log. PQPOOL_OK with *out a leased slot, or a failure. The
+ * caller need not be pinned. */
+int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool__slot **out,
+                          const char *file, int line);
+
+/* The same for a caller with a continuation: should it have to wait and be
+ * granted an idle slot, its granter runs then(w, slot, arg) first (see
+ * wait.h). *taken tells whether then ran and took the slot into use. */
+int pqpool__acquire_then(struct pqpool *p, int64_t deadline_ns, pqpool__grant_fn then,
+                         void *arg, pqpool__slot **out, bool *taken);
+
+/* Takes an idle connection if one is free right now (never waits, never
+ * connects), else PQPOOL_EAGAIN. */
+int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, int line);
+
+/* Gives a leased slot back (discard: its connection closed), as
+ * pqpool_release() / pqpool_discard(). */
+void pqpool__release(pqpool__slot *s, bool discard);
+
+#endif
