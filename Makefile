@@ -73,12 +73,13 @@ bench: build
 	$(BUILD)/bench/bench_overhead
 
 format:
-	clang-format -i include/*.h src/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c fuzz/*.[ch]
+	clang-format -i include/*.h src/*.[ch] common/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c fuzz/*.[ch]
 
 lint: build
-	clang-tidy -p $(BUILD) --quiet src/*.c cmd/pqpool/*.c
+	clang-tidy -p $(BUILD) --quiet $$(jq -r '.[].file' $(BUILD)/compile_commands.json | \
+	  grep -E '/(src|common|cmd/pqpool)/' | sort -u)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr -Iinclude -Isrc src cmd
+	  --inline-suppr -Iinclude -Isrc -Icommon src common cmd
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

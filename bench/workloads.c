@@ -621,7 +621,7 @@ static void append_kv(char *buf, size_t len, const char *k, const char *v)
 
 int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 {
-	PQconninfoOption *opts = NULL;
+	PQconninfoOption *opts = NULL, *defaults = NULL;
 	PGconn *pg = NULL;
 	char conninfo[4096] = "", script[] = "/tmp/pqpool-bench-XXXXXX";
 	char clients[16], jobs[16], secs[16], line[512];
@@ -635,21 +635,30 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 
 	init_result(r, o->prepared ? "pgbench -M prepared" : "pgbench -M extended", o);
 	/* pgbench connects as the pool does: with the options libpq reports
-	 * for a connection opened exactly as the pool opens its own */
-	if (pqpool_connect(cfg, -1, &pg) != PQPOOL_OK || !(opts = PQconninfo(pg))) {
+	 * for a connection opened exactly as the pool opens its own, but those at
+	 * libpq's own default, which pgbench has too (and an older libpq may not
+	 * know the option at all) */
+	if (pqpool_connect(cfg, -1, &pg) != PQPOOL_OK || !(opts = PQconninfo(pg)) ||
+	    !(defaults = PQconndefaults())) {
 		fprintf(stderr, "bench: %s\n", pg ? "out of memory" : pqpool_errmsg());
+		PQconninfoFree(opts);
 		PQfinish(pg);
 		return -1;
 	}
 	/* the password goes to the child's environment, never its command line */
 	for (const PQconninfoOption *k = opts; k->keyword; k++) {
-		if (!k->val || !k->val[0])
+		const char *def = NULL;
+		for (const PQconninfoOption *d = defaults; d->keyword; d++)
+			if (strcmp(d->keyword, k->keyword) == 0)
+				def = d->val;
+		if (!k->val || !k->val[0] || (def && strcmp(k->val, def) == 0))
 			continue;
 		if (strcmp(k->keyword, "password") == 0)
 			password = strdup(k->val);
 		else
 			append_kv(conninfo, sizeof conninfo, k->keyword, k->val);
 	}
+	PQconninfoFree(defaults);
 	PQconninfoFree(opts);
 	PQfinish(pg);
 	fd = mkstemp(script);

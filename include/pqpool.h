@@ -39,7 +39,7 @@ extern "C" {
 #define PQPOOL_API
 #endif
 
-#define PQPOOL_VERSION "0.1.0"
+#define PQPOOL_VERSION "0.2.0"
 
 /* ------------------------------------------------------------------ */
 /* Status codes                                                         */

@@ -160,16 +160,3 @@ int pqpool_check_health(pqpool *pool, pqpool_health *out)
 {
 	return pqpool_check_health_within(pool, 0, out);
 }
-
-const char *pqpool_health_text(pqpool_health_status status)
-{
-	switch (status) {
-	case PQPOOL_HEALTHY:
-		return "healthy";
-	case PQPOOL_DEGRADED:
-		return "degraded";
-	case PQPOOL_UNHEALTHY:
-		return "unhealthy";
-	}
-	return "unknown";
-}

@@ -241,6 +241,19 @@ void pqpool__tally_end(pqpool__tally *t, const pqpool__pool_facts *f)
 
 /* ---- texts and the specification's pool status ---- */
 
+const char *pqpool_health_text(pqpool_health_status status)
+{
+	switch (status) {
+	case PQPOOL_HEALTHY:
+		return "healthy";
+	case PQPOOL_DEGRADED:
+		return "degraded";
+	case PQPOOL_UNHEALTHY:
+		return "unhealthy";
+	}
+	return "unknown";
+}
+
 static const char *const close_reason_names[PQPOOL_CLOSE_REASONS] = {
         [PQPOOL_CLOSE_IDLE] = "idle",
         [PQPOOL_CLOSE_LIFETIME] = "lifetime",
