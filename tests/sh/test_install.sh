@@ -4,7 +4,7 @@
 # pkg-config alone and runs against the throwaway cluster.
 set -eu
 build=${PQPOOL_BUILD:?}; src=${PQPOOL_SRC:?}
-env_file=${PQPOOL_TEST_ENV:?}
+dotenv_file=${PQPOOL_TEST_ENV:?}
 prefix=$(mktemp -d /tmp/pqpool-install.XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
@@ -26,11 +26,11 @@ san=()
 "${PQPOOL_CC:-cc}" -std=c11 -Wall -Werror "${san[@]}" -o "$prefix/hello" "$src/examples/hello.c" \
   $(pkg-config --cflags --libs pqpool)
 libdir=$(pkg-config --variable=libdir pqpool)
-out=$(DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$env_file") LD_LIBRARY_PATH=$libdir "$prefix/hello" 2>&1)
+out=$(DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$dotenv_file") LD_LIBRARY_PATH=$libdir "$prefix/hello" 2>&1)
 echo "$out"
 grep -qx 'test=42' <<<"$out" || { echo "FAIL: the installed example did not run"; exit 1; }
-pw=$(sed -n 's/^PQPOOL_TEST_PASSWORD=//p' "$env_file")
-[ -n "$pw" ] || { echo "FAIL: no password in $env_file"; exit 1; }
+pw=$(sed -n 's/^PQPOOL_TEST_PASSWORD=//p' "$dotenv_file")
+[ -n "$pw" ] || { echo "FAIL: no password in $dotenv_file"; exit 1; }
 ! grep -qF -- "$pw" <<<"$out" || { echo "FAIL: the installed example printed the password"; exit 1; }
 # only the API is exported from the shared library
 if nm -D --defined-only "$libdir/libpqpool.so" | awk '{print $3}' | grep -v '^pqpool_' | grep -q .; then
