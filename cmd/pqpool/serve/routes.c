@@ -58,32 +58,7 @@ bool route_blocking(const char *method, const char *path)
 
 void route_shown(const char *s, size_t max, bool query, char *out, size_t outlen)
 {
-	size_t len = query ? strlen(s) : strcspn(s, "?"), i = 0, o = 0;
-
-	if (outlen < PQC_SHOWN_EXTRA) {
-		if (outlen > 0)
-			out[0] = '\0';
-		return;
-	}
-	if (max > outlen - PQC_SHOWN_EXTRA)
-		max = outlen - PQC_SHOWN_EXTRA;
-	while (i < len) {
-		size_t n = pqc_utf8_len((const unsigned char *)s + i, len - i);
-
-		if (o + (n ? n : 1) > max) {
-			strcpy(out + o, "...");
-			return;
-		}
-		if (n) {
-			memcpy(out + o, s + i, n);
-			o += n;
-			i += n;
-		} else {
-			out[o++] = '?';
-			i++;
-		}
-	}
-	out[o] = '\0';
+	pqc_shown_json(s, query ? strlen(s) : strcspn(s, "?"), max, out, outlen);
 }
 
 static void reply_static(route_reply *out, int status, const char *body)
