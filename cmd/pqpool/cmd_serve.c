@@ -329,6 +329,11 @@ const cli_command serve_command = {
                 "SHUTDOWN_TIMEOUT), close the pool, exit 0; a second signal exits at "
                 "once\n"
                 "with status 1. Exits 1 when it cannot start (the port is taken; the\n"
-                "database is down and DB_FAIL_FAST=true), 2 for a bad option or setting.",
+                "database is down and DB_FAIL_FAST=true), 2 for a bad option or "
+                "setting.\n"
+                "\n"
+                "Under systemd (Type=notify; NOTIFY_SOCKET, WATCHDOG_USEC set by it):\n"
+                "READY=1 once listening, STOPPING=1 when the drain starts, WATCHDOG=1\n"
+                "every half of WATCHDOG_USEC. No reload: SIGHUP is not handled.",
         .run = run_serve,
 };
