@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_install.sh — `make install` gives a usable library: the header, the
-# shared and static libraries, pqpool.pc and the CMake package. The README's
-# example is built against the installed copy alone, by pkg-config and by a
-# CMake project (find_package(pqpool), examples/CMakeLists.txt on its own,
-# shared and static), and each build runs against the throwaway cluster.
+# shared and static libraries, pqpool.pc, the CMake package and the man
+# pages. The README's example is built against the installed copy alone, by
+# pkg-config and by a CMake project (find_package(pqpool),
+# examples/CMakeLists.txt on its own, shared and static), and each build runs
+# against the throwaway cluster.
 set -eu
 build=${PQPOOL_BUILD:?}; src=${PQPOOL_SRC:?}
 env_file=${PQPOOL_TEST_ENV:?}
@@ -22,7 +23,7 @@ quiet() {
 }
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in include/pqpool.h bin/pqpool; do
+for f in include/pqpool.h bin/pqpool share/man/man1/pqpool.1 share/man/man3/pqpool.3; do
   [ -e "$prefix/$f" ] || fail "$f not installed"
 done
 pc=$(find "$prefix" -name pqpool.pc | head -n 1)
