@@ -73,7 +73,7 @@ bench: build
 	$(BUILD)/bench/bench_overhead
 
 format:
-	clang-format -i include/*.h src/*.[ch] common/*.[ch] cmd/pqpool/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c fuzz/*.[ch]
+	clang-format -i include/*.h src/*.[ch] common/*.[ch] cmd/pqpool/*.[ch] cmd/pqpool/serve/*.[ch] tests/*.[ch] tests/*/*.c examples/*.c bench/*.c fuzz/*.[ch]
 
 lint: build
 	clang-tidy -p $(BUILD) --quiet $$(jq -r '.[].file' $(BUILD)/compile_commands.json | \

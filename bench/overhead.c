@@ -6,14 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "clock.h"
 
 struct run {
 	pqpool *p;
@@ -55,7 +49,7 @@ static void measure(pqpool *p, int threads, double seconds)
 		r[i] = (struct run){p, &go, &stop, 0, 0};
 		pthread_create(&th[i], NULL, spin, &r[i]);
 	}
-	t0 = now_ns();
+	t0 = pqc_now_ns();
 	atomic_store(&go, 1);
 	nanosleep(&d, NULL);
 	atomic_store(&stop, 1);
@@ -64,7 +58,7 @@ static void measure(pqpool *p, int threads, double seconds)
 		total += r[i].cycles;
 		failures += r[i].failures;
 	}
-	t1 = now_ns();
+	t1 = pqc_now_ns();
 	printf("%3d thread(s): %12.0f cycles/s  %8.1f ns/cycle (wall, all threads)  "
 	       "failures %llu\n",
 	       threads, (double)total * 1e9 / (double)(t1 - t0),

@@ -2,6 +2,7 @@
  * pool, the pool's own overhead, the specification's load test, and pgbench
  * as the C reference, each reporting throughput, latency and client CPU. */
 #include "bench.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -13,22 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-static uint64_t ns_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 /* A progress line on stderr while a measurement runs, then erased. */
 static void progress(const bench_opts *o, const char *what, double done, double total)
@@ -49,7 +35,7 @@ static void wait_measuring(const bench_opts *o, const char *what, double seconds
 	while (bench_now() - t0 < seconds) {
 		double left = seconds - (bench_now() - t0);
 		progress(o, what, bench_now() - t0, seconds);
-		sleep_s(left < 0.5 ? left : 0.5);
+		pqc_sleep_ms((int64_t)((left < 0.5 ? left : 0.5) * 1000));
 	}
 	progress(o, what, -1, 0);
 }
@@ -84,7 +70,8 @@ static void run_phases(const bench_opts *o, const char *what, _Atomic int *phase
 {
 	pqpool_stats before, after;
 	atomic_store(phase, PH_WARM);
-	sleep_s(o->duration_s / 10 < 0.5 ? o->duration_s / 10 : 0.5);
+	pqc_sleep_ms(
+	        (int64_t)((o->duration_s / 10 < 0.5 ? o->duration_s / 10 : 0.5) * 1000));
 	if (pool)
 		pqpool_stats_get(pool, &before);
 	*cpu0 = bench_cpu_self();
@@ -150,11 +137,11 @@ static void *tp_run(void *arg)
 		sched_yield();
 	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
 		pqpool_conn *c;
-		uint64_t t0 = ns_now(), t1, t2;
+		uint64_t t0 = (uint64_t)pqc_now_ns(), t1, t2;
 		int rc;
 		if (w->o->lease) {
 			rc = pqpool_acquire(w->pool, -1, &c);
-			t1 = ns_now();
+			t1 = (uint64_t)pqc_now_ns();
 			if (rc == PQPOOL_OK) {
 				rc = pqpool_exec(c, w->o->query, 0, NULL, NULL);
 				pqpool_release(c);
@@ -164,7 +151,7 @@ static void *tp_run(void *arg)
 			rc = pqpool_query(w->pool, w->o->query, 0, NULL, 0, NULL);
 			t1 = 0;
 		}
-		t2 = ns_now();
+		t2 = (uint64_t)pqc_now_ns();
 		if (ph != PH_MEASURE)
 			continue;
 		if (rc != PQPOOL_OK) {
@@ -279,7 +266,7 @@ static void *al_run(void *arg)
 				al_error(w, ph);
 				break;
 			}
-			sent[nfl] = ns_now();
+			sent[nfl] = (uint64_t)pqc_now_ns();
 			pfd[nfl] = (struct pollfd){pqpool_inflight_socket(fl[nfl]),
 			                           POLLIN, 0};
 			nfl++;
@@ -307,7 +294,7 @@ static void *al_run(void *arg)
 			if (rc != PQPOOL_OK) {
 				al_error(w, ph);
 			} else if (ph == PH_MEASURE) {
-				lat_add(&w->t.lat, ns_now() - t0);
+				lat_add(&w->t.lat, (uint64_t)pqc_now_ns() - t0);
 				w->t.ops++;
 			}
 			nfl--;
@@ -376,7 +363,7 @@ static void *np_run(void *arg)
 	while (atomic_load(w->phase) == PH_WAIT)
 		sched_yield();
 	while ((ph = atomic_load_explicit(w->phase, memory_order_relaxed)) != PH_STOP) {
-		uint64_t t0 = ns_now();
+		uint64_t t0 = (uint64_t)pqc_now_ns();
 		PGconn *c = NULL;
 		bool ok = false;
 		/* opened exactly as the pool opens its connections */
@@ -397,7 +384,7 @@ static void *np_run(void *arg)
 			w->t.errors++;
 			continue;
 		}
-		lat_add(&w->t.lat, ns_now() - t0);
+		lat_add(&w->t.lat, (uint64_t)pqc_now_ns() - t0);
 		w->t.ops++;
 	}
 	return NULL;
@@ -526,11 +513,11 @@ static void *sp_run(void *arg)
 		pthread_barrier_wait(&w->sh->start);
 		if (atomic_load(&w->sh->stop))
 			return NULL;
-		t0 = ns_now();
+		t0 = (uint64_t)pqc_now_ns();
 		/* the spec's: pool.query("SELECT $1 as test, NOW() as timestamp", [i]) */
 		if (pqpool_query(w->sh->pool, "SELECT $1 as test, NOW() as timestamp", 1,
 		                 params, 0, &res) == PQPOOL_OK) {
-			lat_add(&w->t.lat, ns_now() - t0);
+			lat_add(&w->t.lat, (uint64_t)pqc_now_ns() - t0);
 			PQclear(res);
 		} else {
 			tally_error(&w->t, pqpool_errmsg());
@@ -763,7 +750,7 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	t0 = bench_now();
 	cpu0 = bench_cpu_self();
 	for (;;) {
-		uint64_t start = ns_now();
+		uint64_t start = (uint64_t)pqc_now_ns();
 		int next = 0, done = 0, nfl = 0;
 		if (!warm && ((o->rounds > 0 && rounds >= (uint64_t)o->rounds) ||
 		              (o->rounds <= 0 && bench_now() - t0 >= o->duration_s)))
@@ -797,7 +784,8 @@ int bench_spec_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 					continue;
 				if (pqpool_finish(fl[i].q, &res) == PQPOOL_OK) {
 					if (!warm)
-						lat_add(&r->latency, ns_now() - start);
+						lat_add(&r->latency,
+						        (uint64_t)pqc_now_ns() - start);
 					PQclear(res);
 				} else {
 					r->errors++;

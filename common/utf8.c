@@ -1,6 +1,7 @@
 /* utf8.c — UTF-8 well-formedness, and text made safe to show. */
 #include "utf8.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 size_t pqc_utf8_len(const unsigned char *s, size_t avail)
@@ -59,7 +60,8 @@ void pqc_utf8_clean(pqc_sbuf *out, const char *s, size_t len)
 	}
 }
 
-char *pqc_shown(const char *s, size_t len, size_t max, char *out, size_t outlen)
+static char *shown(const char *s, size_t len, size_t max, char *out, size_t outlen,
+                   bool keep_controls)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t o = 0, i = 0;
@@ -76,7 +78,7 @@ char *pqc_shown(const char *s, size_t len, size_t max, char *out, size_t outlen)
 			strcpy(out + o, "...");
 			return out;
 		}
-		if (n == 1 && (u[i] < 0x20 || u[i] == 0x7f))
+		if (!keep_controls && n == 1 && (u[i] < 0x20 || u[i] == 0x7f))
 			n = 0;
 		if (n) {
 			memcpy(out + o, s + i, n);
@@ -89,4 +91,14 @@ char *pqc_shown(const char *s, size_t len, size_t max, char *out, size_t outlen)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+char *pqc_shown(const char *s, size_t len, size_t max, char *out, size_t outlen)
+{
+	return shown(s, len, max, out, outlen, false);
+}
+
+char *pqc_shown_json(const char *s, size_t len, size_t max, char *out, size_t outlen)
+{
+	return shown(s, len, max, out, outlen, true);
 }

@@ -32,4 +32,8 @@ void pqc_utf8_clean(pqc_sbuf *out, const char *s, size_t len);
  */
 char *pqc_shown(const char *s, size_t len, size_t max, char *out, size_t outlen);
 
+/* pqc_shown() that keeps control characters, for text a JSON encoder will
+ * escape (a 404 body repeats a path with its "\n" visible as such). */
+char *pqc_shown_json(const char *s, size_t len, size_t max, char *out, size_t outlen);
+
 #endif

@@ -17,9 +17,10 @@ typedef struct fake {
 	bool service_fails, shutting_down;
 } fake;
 
-static int fake_health(void *arg, pqpool_health *out)
+static int fake_health(void *arg, int64_t deadline_ns, pqpool_health *out)
 {
 	fake *f = arg;
+	(void)deadline_ns;
 	*out = f->health;
 	return f->health_rc;
 }

@@ -2,7 +2,7 @@
  *
  * The input is a set of NAME=value lines (split at the first '='), served to
  * pqpool_config_from_env() through its lookup callback; the same bytes are also
- * read as a .env.local text by env_file_parse(). Beyond "no crash", it checks:
+ * read as a .env.local text by dotenv_parse(). Beyond "no crash", it checks:
  * - a configuration from_env accepted passes pqpool_config_validate(), can be
  *   masked and turned into connection parameters;
  * - an error message is one line, without control characters;
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env.h"
+#include "dotenv.h"
 #include "conninfo.h"
 #include "error.h"
 #include "pqpool.h"
@@ -166,32 +166,32 @@ static void check_warning(const char *w)
 		return;
 	name = strspn(p,
 	              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
-	if (!env_name_valid(p, name) || strncmp(p + name, ": ", 2) != 0 ||
+	if (!dotenv_name_valid(p, name) || strncmp(p + name, ": ", 2) != 0 ||
 	    !known_reason(p + name + 2, n - name - 2))
 		__builtin_trap();
 }
 
 static void check_env_file(const uint8_t *data, size_t size)
 {
-	env_file *f;
+	dotenv_file *f;
 
-	if (env_file_parse(ENV_PATH, (const char *)data, size, &f) != 0)
+	if (dotenv_parse(ENV_PATH, (const char *)data, size, &f) != 0)
 		return; /* out of memory */
-	if (strcmp(env_file_path(f), ENV_PATH) != 0)
+	if (strcmp(dotenv_path(f), ENV_PATH) != 0)
 		__builtin_trap();
-	for (size_t i = 0; i < env_file_warning_count(f); i++)
-		check_warning(env_file_warning(f, i));
-	if (env_file_warning(f, env_file_warning_count(f)) != NULL)
+	for (size_t i = 0; i < dotenv_warning_count(f); i++)
+		check_warning(dotenv_warning(f, i));
+	if (dotenv_warning(f, dotenv_warning_count(f)) != NULL)
 		__builtin_trap();
 	/* a few names the service reads: a value, when there is one, is a string */
 	static const char *const names[] = {"DATABASE_URL", "POSTGRES_PASSWORD",
 	                                    "DB_POOL_MAX", "PORT", "A"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		const char *val = env_file_get(f, names[i]);
+		const char *val = dotenv_get(f, names[i]);
 		if (val && strchr(val, '\n'))
 			__builtin_trap(); /* a value never spans lines */
 	}
-	env_file_free(f);
+	dotenv_free(f);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

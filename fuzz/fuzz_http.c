@@ -14,7 +14,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
-#include "../cmd/pqpool/http.c"
+#include "../cmd/pqpool/serve/http.c"
 
 #include "fake_env.h"
 

@@ -4,9 +4,9 @@
  * Input: 8 bytes for the fake's answers, then method, path, the health
  * error and an Authorization header, separated by NUL bytes; an odd size
  * also sets METRICS_TOKEN, and 401 must come exactly when it should. Checks every reply:
- * a body of body_len bytes; JSON bodies parse; the route is routes_match()'s; 405 has
- * Allow; a 404 repeats the path as routes_shown() gives it; routes_blocking() agrees with
- * the route; routes_shown() gives valid UTF-8 within its bound.
+ * a body of body_len bytes; JSON bodies parse; the route is route_match()'s; 405 has
+ * Allow; a 404 repeats the path as route_shown() gives it; route_blocking() agrees with
+ * the route; route_shown() gives valid UTF-8 within its bound.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -44,7 +44,7 @@ static void check_shown(const char *s, size_t max, bool query)
 	json_t *j;
 	size_t n;
 
-	routes_shown(s, max, query, out, sizeof out);
+	route_shown(s, max, query, out, sizeof out);
 	n = strlen(out);
 	trap_if(n > (max < sizeof out - 4 ? max : sizeof out - 4) + 3);
 	/* jansson refuses invalid UTF-8: so what it accepts is valid */
@@ -79,12 +79,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size & 1)
 		env.metrics_token = token;
 
-	routes_handle_auth(&env, method, path, authz[0] ? authz : NULL, &r);
+	route_handle(&env, &(route_request){method, path, authz[0] ? authz : NULL, 0},
+	             &r);
 	get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	trap_if(r.body == NULL || r.content_type == NULL);
 	trap_if(r.body_len != strlen(r.body));
-	trap_if(r.route != routes_match(path));
-	trap_if(routes_blocking(method, path) !=
+	trap_if(r.route != route_match(path));
+	trap_if(route_blocking(method, path) !=
 	        (get && (r.route == ROUTE_HEALTH || r.route == ROUTE_READYZ)));
 	trap_if((r.status == 405) != (r.route != ROUTE_OTHER && !get));
 	trap_if((r.status == 405) != (r.allow != NULL));
@@ -97,13 +98,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	trap_if((r.status == 401) !=
 	        (guarded &&
 	         auth_check_bearer(authz[0] ? authz : NULL, token) != AUTH_OK));
-	if (strcmp(r.content_type, ROUTES_JSON) == 0) {
+	if (strcmp(r.content_type, ROUTE_TYPE_JSON) == 0) {
 		j = json_loads(r.body, 0, NULL);
 		trap_if(j == NULL);
 		if (r.status == 404) {
-			char shown[ROUTES_PATH_SHOWN_MAX + 4];
-			routes_shown(path, ROUTES_PATH_SHOWN_MAX, false, shown,
-			             sizeof shown);
+			char shown[ROUTE_PATH_SHOWN_MAX + 4];
+			route_shown(path, ROUTE_PATH_SHOWN_MAX, false, shown,
+			            sizeof shown);
 			trap_if(strcmp(json_string_value(json_object_get(j, "path")),
 			               shown) != 0);
 		}

@@ -69,11 +69,18 @@ done
 for h in "$src"/src/*.h; do
 	hn=$(basename "$h")
 	hits=$(grep -rn --include='*.[ch]' "#include \"$hn\"" "$src/cmd" "$src/bench" || true)
-	# a header of the same name in common/ or the CLI's own folder is theirs
+	# a header of the same name in common/, or in the including file's
+	# folder or one above it inside cmd/ or bench/ (the CLI's include path
+	# is cmd/pqpool and cmd/pqpool/serve), is theirs
 	while IFS= read -r line; do
 		[ -n "$line" ] || continue
 		file=${line%%:*}
-		[ -f "$(dirname "$file")/$hn" ] || [ -f "$src/common/$hn" ] ||
+		dir=$(dirname "$file") own=0
+		while :; do
+			[ -f "$dir/$hn" ] && { own=1; break; }
+			case "$dir" in "$src/cmd/"*|"$src/bench/"*) dir=$(dirname "$dir") ;; *) break ;; esac
+		done
+		[ "$own" = 1 ] || [ -f "$src/common/$hn" ] ||
 			bad "$line: includes the library's private $hn"
 	done <<<"$hits"
 done

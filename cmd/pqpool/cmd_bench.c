@@ -8,6 +8,7 @@
 #include "bench.h"
 #include "commands.h"
 #include "log.h"
+#include "parse.h"
 #include "setup.h"
 
 static const cli_option bench_options[] = {
@@ -40,7 +41,7 @@ typedef struct run {
 	const char *workload;
 	bench_opts o;
 	bool json;
-	cli_setup s;
+	setup_ctx s;
 	json_t *out;     /* the JSON document */
 	json_t *results; /* its results array */
 } run;
@@ -50,21 +51,18 @@ typedef struct run {
 static int int_opt(const cli_args *a, const char *name, int def, int min, int max,
                    int *out)
 {
-	const char *v = opts_value(a, name);
-	char *end;
-	long n;
+	const char *v = cli_value(a, name);
+
 	if (!v) {
 		*out = def;
 		return 0;
 	}
-	n = strtol(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || n < min || n > max) {
+	if (!pqc_parse_int(v, min, max, out)) {
 		fprintf(stderr,
 		        "pqpool: --%s=\"%s\": expected an integer from %d to %d\n", name,
 		        v, min, max);
 		return -1;
 	}
-	*out = (int)n;
 	return 0;
 }
 
@@ -365,7 +363,7 @@ static int run_bench(const cli_args *args)
 		        "pqpool: bench: unknown workload \"%.40s\" (spec, throughput, "
 		        "nopool, overhead, compare or sweep)\n",
 		        rn.workload);
-		opts_usage_hint(args->cmd);
+		cli_usage_hint(args->cmd);
 		return CLI_EXIT_USAGE;
 	}
 	if (int_opt(args, "threads", strcmp(rn.workload, "spec") == 0 ? 50 : 64, 1, 4096,
@@ -377,12 +375,12 @@ static int run_bench(const cli_args *args)
 	    int_opt(args, "loops", 0, 0, 1024, &rn.o.loops) != 0)
 		return CLI_EXIT_USAGE;
 	rn.o.duration_s = dur;
-	rn.o.query = opts_value(args, "query") ? opts_value(args, "query") : "SELECT 1";
-	rn.o.prepared = opts_flag(args, "prepared");
-	rn.o.lease = opts_flag(args, "lease");
-	rn.o.blocking = opts_flag(args, "blocking");
-	rn.o.progress = !opts_flag(args, "no-progress") && isatty(2);
-	rn.json = opts_flag(args, "json");
+	rn.o.query = cli_value(args, "query") ? cli_value(args, "query") : "SELECT 1";
+	rn.o.prepared = cli_flag(args, "prepared");
+	rn.o.lease = cli_flag(args, "lease");
+	rn.o.blocking = cli_flag(args, "blocking");
+	rn.o.progress = !cli_flag(args, "no-progress") && isatty(2);
+	rn.json = cli_flag(args, "json");
 
 	rc = setup_load(&rn.s);
 	if (rc != 0) {
@@ -428,7 +426,7 @@ static int run_bench(const cli_args *args)
 	else if (strcmp(rn.workload, "compare") == 0)
 		rc = w_compare(&rn);
 	else
-		rc = w_sweep(&rn, opts_value(args, "clients"));
+		rc = w_sweep(&rn, cli_value(args, "clients"));
 	if (rc == 0 && rn.json) {
 		char *s = json_dumps(rn.out, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		if (s)

@@ -1,4 +1,5 @@
-/* cmd_check.c — `pqpool check`: one health check, printed as the JSON of DESIGN §2. */
+/* cmd_check.c — `pqpool check`: one health check, printed as GET /api/health/database
+ * answers. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,7 +12,7 @@
 
 static int run_check(const cli_args *args)
 {
-	cli_setup s;
+	setup_ctx s;
 	pqpool *pool = NULL;
 	pqpool_health h;
 	char *url, *json;

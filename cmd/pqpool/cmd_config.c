@@ -7,45 +7,45 @@
 
 #include "commands.h"
 #include "log.h"
-#include "serve_settings.h"
+#include "settings.h"
 #include "setup.h"
 
 /* Values longer than this do not push the "# source" column further right. */
 #define ALIGN_MAX 40
 
-static const char *source_name(env_source src)
+static const char *source_name(dotenv_source src)
 {
 	switch (src) {
-	case ENV_FROM_ENVIRON:
+	case DOTENV_FROM_ENVIRON:
 		return "environment";
-	case ENV_FROM_FILE:
-		return CLI_ENV_FILE;
-	case ENV_UNSET:
+	case DOTENV_FROM_FILE:
+		return SETUP_ENV_FILE;
+	case DOTENV_UNSET:
 		break;
 	}
 	return "default";
 }
 
 /* Why a variable that is set still shows its default. */
-static const char *empty_note(const env_file *env, const char *name)
+static const char *empty_note(const dotenv_file *env, const char *name)
 {
 	const char *v = getenv(name);
 
 	if (v)
 		return *v ? NULL : "empty in the environment";
-	v = env_file_get(env, name);
-	return v && !*v ? "empty in " CLI_ENV_FILE : NULL;
+	v = dotenv_get(env, name);
+	return v && !*v ? "empty in " SETUP_ENV_FILE : NULL;
 }
 
 /* Adds {"value": value, "source": ..., "note": ...} under name; takes value. */
-static void add(json_t *rows, const env_file *env, const char *name, json_t *value,
+static void add(json_t *rows, const dotenv_file *env, const char *name, json_t *value,
                 const char *note)
 {
 	json_t *row = json_object();
 
 	json_object_set_new(row, "value", value ? value : json_null());
 	json_object_set_new(row, "source",
-	                    json_string(source_name(env_source_of(env, name))));
+	                    json_string(source_name(dotenv_source_of(env, name))));
 	if (!note)
 		note = empty_note(env, name);
 	if (note)
@@ -59,20 +59,20 @@ static json_t *str_or_null(const char *s)
 }
 
 /* Where a default SSL_MODE comes from: the library derives it from NODE_ENV. */
-static const char *ssl_note(const cli_setup *s)
+static const char *ssl_note(const setup_ctx *s)
 {
-	const char *node_env = env_lookup(s->env, "NODE_ENV");
+	const char *node_env = dotenv_lookup(s->env, "NODE_ENV");
 
-	if (!s->cfg.ssl_mode || env_source_of(s->env, "SSL_MODE") != ENV_UNSET)
+	if (!s->cfg.ssl_mode || dotenv_source_of(s->env, "SSL_MODE") != DOTENV_UNSET)
 		return NULL;
 	if (node_env && strcmp(node_env, "production") == 0)
 		return "from NODE_ENV=production";
 	return "NODE_ENV is not production";
 }
 
-/* The rows in the order of DESIGN §1, then the library's further DB_*
- * settings, then the service's and the log's. NULL when out of memory. */
-static json_t *collect(const cli_setup *s, const serve_settings *ss)
+/* The rows in the order of README's "Configuration" table, then the library's further
+ * DB_* settings, then the service's and the log's. NULL when out of memory. */
+static json_t *collect(const setup_ctx *s, const serve_settings *ss)
 {
 	static const struct {
 		const char *name, *def;
@@ -82,10 +82,10 @@ static json_t *collect(const cli_setup *s, const serve_settings *ss)
 	        {"POSTGRES_PASSWORD", NULL},
 	};
 	const pqpool_config *c = &s->cfg;
-	const env_file *env = s->env;
+	const dotenv_file *env = s->env;
 	json_t *rows = json_object();
 	char *url = setup_masked_url(c->conninfo);
-	bool url_set = env_source_of(env, "DATABASE_URL") != ENV_UNSET;
+	bool url_set = dotenv_source_of(env, "DATABASE_URL") != DOTENV_UNSET;
 
 	if (!rows || !url) {
 		json_decref(rows);
@@ -96,7 +96,7 @@ static json_t *collect(const cli_setup *s, const serve_settings *ss)
 	    url_set ? NULL : "built from POSTGRES_*");
 	free(url);
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		const char *v = env_lookup(s->env, parts[i].name);
+		const char *v = dotenv_lookup(s->env, parts[i].name);
 
 		if (!parts[i].def) /* the password: never shown, whether set or not */
 			v = "****";
@@ -105,7 +105,7 @@ static json_t *collect(const cli_setup *s, const serve_settings *ss)
 		add(rows, env, parts[i].name, json_string(v),
 		    url_set ? "unused: DATABASE_URL is set" : NULL);
 	}
-	add(rows, env, "NODE_ENV", str_or_null(env_lookup(s->env, "NODE_ENV")), NULL);
+	add(rows, env, "NODE_ENV", str_or_null(dotenv_lookup(s->env, "NODE_ENV")), NULL);
 	add(rows, env, "DB_POOL_MAX", json_integer(c->pool_max), NULL);
 	add(rows, env, "DB_POOL_MIN", json_integer(c->pool_min), NULL);
 	add(rows, env, "DB_IDLE_TIMEOUT", json_integer(c->idle_timeout_ms), NULL);
@@ -136,11 +136,11 @@ static json_t *collect(const cli_setup *s, const serve_settings *ss)
 	add(rows, env, "PORT", json_integer(ss->port),
 	    ss->port == 0 ? "any free port" : NULL);
 	add(rows, env, "HTTP_THREADS", json_integer(ss->threads),
-	    env_source_of(env, "HTTP_THREADS") == ENV_UNSET
+	    dotenv_source_of(env, "HTTP_THREADS") == DOTENV_UNSET
 	            ? "the number of CPUs, at least 2"
 	            : NULL);
 	add(rows, env, "HTTP_DB_THREADS", json_integer(ss->db_threads),
-	    env_source_of(env, "HTTP_DB_THREADS") == ENV_UNSET
+	    dotenv_source_of(env, "HTTP_DB_THREADS") == DOTENV_UNSET
 	            ? "DB_POOL_MAX, at most 256"
 	            : NULL);
 	add(rows, env, "HTTP_MAX_CONNECTIONS", json_integer(ss->max_connections), NULL);
@@ -231,21 +231,21 @@ static int print_json(json_t *rows)
 
 static int run_config(const cli_args *args)
 {
-	cli_setup s;
+	setup_ctx s;
 	serve_settings ss;
 	json_t *rows;
 	char err[512];
 	int rc = setup_load(&s);
 
-	if (rc == 0 && serve_settings_load(&ss, env_lookup, s.env, s.cfg.pool_max, err,
+	if (rc == 0 && serve_settings_load(&ss, dotenv_lookup, s.env, s.cfg.pool_max, err,
 	                                   sizeof(err)) != 0) {
 		setup_report_error(s.env, err);
 		rc = CLI_EXIT_USAGE;
 	}
 	if (rc == 0) {
 		rows = collect(&s, &ss);
-		if (!rows || (opts_flag(args, "json") ? print_json(rows)
-		                                      : print_text(rows)) != 0) {
+		if (!rows ||
+		    (cli_flag(args, "json") ? print_json(rows) : print_text(rows)) != 0) {
 			fputs("pqpool: out of memory\n", stderr);
 			rc = CLI_EXIT_FAIL;
 		}

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "http.h"
 #include "log.h"
-#include "serve_settings.h"
+#include "settings.h"
 #include "setup.h"
 
 /* Descriptors besides the HTTP connections and the pool's: stdio, the
@@ -20,10 +20,7 @@
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return pqc_now_ns() / 1000000;
 }
 
 /* Every connection is a descriptor: raise the soft limit (commonly 1024)
@@ -139,7 +136,7 @@ static int shut_down(http_server *srv, pqpool *pool, const sigset_t *sigs, int s
 	return CLI_EXIT_OK;
 }
 
-static void log_listening(const cli_setup *s, const serve_settings *ss, http_server *srv)
+static void log_listening(const setup_ctx *s, const serve_settings *ss, http_server *srv)
 {
 	char url[96], *db = setup_masked_url(s->cfg.conninfo);
 	char msg[512];
@@ -161,7 +158,7 @@ static void log_listening(const cli_setup *s, const serve_settings *ss, http_ser
 
 static int run_serve(const cli_args *args)
 {
-	cli_setup s;
+	setup_ctx s;
 	serve_settings ss;
 	pqpool *pool = NULL;
 	http_server *srv = NULL;
@@ -172,7 +169,7 @@ static int run_serve(const cli_args *args)
 
 	(void)args;
 	rc = setup_load(&s);
-	if (rc == 0 && serve_settings_load(&ss, env_lookup, s.env, s.cfg.pool_max, err,
+	if (rc == 0 && serve_settings_load(&ss, dotenv_lookup, s.env, s.cfg.pool_max, err,
 	                                   sizeof(err)) != 0) {
 		setup_report_error(s.env, err);
 		rc = CLI_EXIT_USAGE;

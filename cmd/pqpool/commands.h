@@ -2,7 +2,7 @@
 #ifndef PQPOOL_CLI_COMMANDS_H
 #define PQPOOL_CLI_COMMANDS_H
 
-#include "opts.h"
+#include "cli.h"
 
 /*
  * To add a command: write cmd_<name>.c defining `const cli_command

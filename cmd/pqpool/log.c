@@ -1,12 +1,14 @@
 /* log.c — the CLI's and the library's events as single lines on stderr, text or JSON. */
 #include "log.h"
 
+#include "clock.h"
+#include "utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* Set once by log_configure() before any thread starts; read-only after. */
 static pqpool_log_level min_level = PQPOOL_LOG_INFO;
@@ -42,11 +44,7 @@ bool log_enabled(pqpool_log_level level)
 /* A bad value quoted in an error message, made harmless for a terminal. */
 static void quote_value(const char *v, char *out, size_t outlen)
 {
-	size_t i = 0;
-
-	for (; *v && i + 1 < outlen && i < 40; v++)
-		out[i++] = (*v >= 0x20 && *v < 0x7f) ? *v : '?';
-	out[i] = '\0';
+	pqc_shown(v, strlen(v), 40, out, outlen);
 }
 
 int log_configure(pqpool_getenv_fn lookup, void *arg, char *err, size_t errlen)
@@ -84,18 +82,6 @@ int log_configure(pqpool_getenv_fn lookup, void *arg, char *err, size_t errlen)
 	min_level = level;
 	format = fmt;
 	return 0;
-}
-
-static void timestamp(char out[40])
-{
-	struct timespec ts;
-	struct tm tm;
-	size_t n;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 40 - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
 /* The message on one line: libpq's texts end with (and may contain) line
@@ -218,14 +204,14 @@ static char *render_json(pqpool_log_level level, const char *ts, const char *msg
 
 void log_event(pqpool_log_level level, const char *msg, json_t *fields)
 {
-	char ts[40];
+	char ts[PQC_ISO8601_LEN];
 	char *line;
 
 	if (level < PQPOOL_LOG_DEBUG || level > PQPOOL_LOG_ERROR)
 		level = PQPOOL_LOG_ERROR;
 	if (!log_enabled(level))
 		return;
-	timestamp(ts);
+	pqc_iso8601(pqc_wall_ms(), ts);
 	line = format == LOG_FORMAT_JSON ? render_json(level, ts, msg, fields)
 	                                 : render_text(level, ts, msg, fields);
 	flockfile(stderr);

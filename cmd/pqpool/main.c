@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "opts.h"
+#include "cli.h"
 #include "pqpool.h"
 
 /* The commands, in the order `pqpool --help` lists them. */
@@ -30,7 +30,7 @@ static void print_usage(FILE *out)
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-8s  %s\n", commands[i]->name, commands[i]->summary);
 	fputc('\n', out);
-	opts_print_options(out, &program);
+	cli_print_options(out, &program);
 	fputs("\nRun 'pqpool <command> --help' for the options of a command.\n"
 	      "Settings come from the environment and from ./.env.local,\n"
 	      "the environment winning; see .env.local.sample.\n",
@@ -73,19 +73,19 @@ static int finish(int status)
  * handles -h and -V. Returns -1 to go on, or the exit status. */
 static int parse(const cli_command *cmd, int argc, char **argv, cli_args *args)
 {
-	switch (opts_parse(cmd, argc, argv, cmd == &program, args)) {
-	case OPTS_RUN:
+	switch (cli_parse(cmd, argc, argv, cmd == &program, args)) {
+	case CLI_RUN:
 		return -1;
-	case OPTS_HELP:
+	case CLI_HELP:
 		if (cmd == &program)
 			print_usage(stdout);
 		else
-			opts_print_help(stdout, cmd);
+			cli_print_help(stdout, cmd);
 		return finish(CLI_EXIT_OK);
-	case OPTS_VERSION:
+	case CLI_VERSION:
 		print_version();
 		return finish(CLI_EXIT_OK);
-	case OPTS_ERROR:
+	case CLI_ERROR:
 		break;
 	}
 	return CLI_EXIT_USAGE;
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	cmd = find_command(global.argv[0]);
 	if (!cmd) {
 		fprintf(stderr, "pqpool: unknown command '%s'\n", global.argv[0]);
-		opts_usage_hint(NULL);
+		cli_usage_hint(NULL);
 		return CLI_EXIT_USAGE;
 	}
 	/* the command's own argv: its name, then everything after it */

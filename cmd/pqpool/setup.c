@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "log.h"
-#include "opts.h"
+#include "cli.h"
 
 /* "pqpool: <msg>", plus where the variable it names came from when that was
  * .env.local: a user reading DB_POOL_MAX="abc" may not think of the file. */
-void setup_report_error(const env_file *env, const char *msg)
+void setup_report_error(const dotenv_file *env, const char *msg)
 {
 	char name[64];
 	size_t n = 0;
@@ -24,32 +24,32 @@ void setup_report_error(const env_file *env, const char *msg)
 	}
 	name[n] = '\0';
 	if (n > 0 && (msg[n] == '=' || msg[n] == ':') &&
-	    env_source_of(env, name) == ENV_FROM_FILE)
-		fprintf(stderr, "pqpool: %s (set in %s)\n", msg, env_file_path(env));
+	    dotenv_source_of(env, name) == DOTENV_FROM_FILE)
+		fprintf(stderr, "pqpool: %s (set in %s)\n", msg, dotenv_path(env));
 	else
 		fprintf(stderr, "pqpool: %s\n", msg);
 }
 
-int setup_load(cli_setup *s)
+int setup_load(setup_ctx *s)
 {
 	char err[512] = "";
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	pqpool_config_init(&s->cfg);
-	if (env_file_load(CLI_ENV_FILE, &s->env) != 0) {
-		fprintf(stderr, "pqpool: cannot read %s: %s\n", CLI_ENV_FILE,
+	if (dotenv_load(SETUP_ENV_FILE, &s->env) != 0) {
+		fprintf(stderr, "pqpool: cannot read %s: %s\n", SETUP_ENV_FILE,
 		        strerror(errno));
 		return CLI_EXIT_USAGE;
 	}
-	if (log_configure(env_lookup, s->env, err, sizeof(err)) != 0) {
+	if (log_configure(dotenv_lookup, s->env, err, sizeof(err)) != 0) {
 		setup_report_error(s->env, err);
 		return CLI_EXIT_USAGE;
 	}
-	for (size_t i = 0; i < env_file_warning_count(s->env); i++)
-		log_msg(PQPOOL_LOG_WARN, "%s", env_file_warning(s->env, i));
+	for (size_t i = 0; i < dotenv_warning_count(s->env); i++)
+		log_msg(PQPOOL_LOG_WARN, "%s", dotenv_warning(s->env, i));
 
-	rc = pqpool_config_from_env(&s->cfg, env_lookup, s->env, err, sizeof(err));
+	rc = pqpool_config_from_env(&s->cfg, dotenv_lookup, s->env, err, sizeof(err));
 	if (rc != PQPOOL_OK) {
 		if (!*err)
 			snprintf(err, sizeof(err), "%s",
@@ -63,22 +63,22 @@ int setup_load(cli_setup *s)
 	return 0;
 }
 
-void setup_free(cli_setup *s)
+void setup_free(setup_ctx *s)
 {
 	pqpool_config_clear(&s->cfg);
-	env_file_free(s->env);
+	dotenv_free(s->env);
 	s->env = NULL;
 }
 
 /* The sslmode libpq will use and what set it; NULL mode = libpq's default. */
-static const char *effective_sslmode(const cli_setup *s, const char **from, char *own,
+static const char *effective_sslmode(const setup_ctx *s, const char **from, char *own,
                                      size_t ownlen)
 {
-	const char *node_env = env_lookup(s->env, "NODE_ENV");
+	const char *node_env = dotenv_lookup(s->env, "NODE_ENV");
 	PQconninfoOption *opts, *o;
 
 	if (s->cfg.ssl_mode) {
-		const char *v = env_lookup(s->env, "SSL_MODE");
+		const char *v = dotenv_lookup(s->env, "SSL_MODE");
 
 		*from = v && *v ? "SSL_MODE"
 		        : node_env && strcmp(node_env, "production") == 0
@@ -99,7 +99,7 @@ static const char *effective_sslmode(const cli_setup *s, const char **from, char
 	return "prefer";
 }
 
-void setup_warn_tls(const cli_setup *s)
+void setup_warn_tls(const setup_ctx *s)
 {
 	char own[16];
 	const char *from, *mode = effective_sslmode(s, &from, own, sizeof(own));

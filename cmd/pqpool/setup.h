@@ -2,16 +2,16 @@
 #ifndef PQPOOL_CLI_SETUP_H
 #define PQPOOL_CLI_SETUP_H
 
-#include "env.h"
+#include "dotenv.h"
 #include "pqpool.h"
 
 /* Read from the working directory, as in the specification. */
-#define CLI_ENV_FILE ".env.local"
+#define SETUP_ENV_FILE ".env.local"
 
-typedef struct cli_setup {
-	env_file *env;     /* ./.env.local; an empty table when absent */
+typedef struct setup_ctx {
+	dotenv_file *env;  /* ./.env.local; an empty table when absent */
 	pqpool_config cfg; /* validated; log_fn writes through log.c */
-} cli_setup;
+} setup_ctx;
 
 /*
  * Loads ./.env.local, configures logging from LOG_LEVEL and LOG_FORMAT,
@@ -20,14 +20,14 @@ typedef struct cli_setup {
  * Returns 0, or the exit status (CLI_EXIT_USAGE) after printing
  * "pqpool: <why>" on stderr; in both cases call setup_free() afterwards.
  */
-int setup_load(cli_setup *s);
+int setup_load(setup_ctx *s);
 
 /* Frees what setup_load() allocated. */
-void setup_free(cli_setup *s);
+void setup_free(setup_ctx *s);
 
 /* Prints "pqpool: <msg>" on stderr, adding "(set in .env.local)" when the
  * variable msg starts with came from that file. */
-void setup_report_error(const env_file *env, const char *msg);
+void setup_report_error(const dotenv_file *env, const char *msg);
 
 /*
  * Logs a warning when the connection would use TLS without checking the
@@ -36,7 +36,7 @@ void setup_report_error(const env_file *env, const char *msg);
  * verify-full. Silent for disable (no TLS to misjudge), verify-ca and
  * verify-full. For the commands that connect (check, serve).
  */
-void setup_warn_tls(const cli_setup *s);
+void setup_warn_tls(const setup_ctx *s);
 
 /* The connection target of conninfo (NULL = the default) as a URL with the
  * password masked, or "(invalid)". Owned (free() it); NULL when out of

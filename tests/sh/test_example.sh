@@ -2,9 +2,9 @@
 # test_example.sh — the README's example (examples/hello.c) runs against the
 # throwaway cluster and prints what the README says it prints.
 set -u
-env_file=${PQPOOL_TEST_ENV:?}
-url=$(sed -n 's/^DATABASE_URL=//p' "$env_file")
-pw=$(sed -n 's/^PQPOOL_TEST_PASSWORD=//p' "$env_file")
+dotenv_file=${PQPOOL_TEST_ENV:?}
+url=$(sed -n 's/^DATABASE_URL=//p' "$dotenv_file")
+pw=$(sed -n 's/^PQPOOL_TEST_PASSWORD=//p' "$dotenv_file")
 out=$(DATABASE_URL=$url "${PQPOOL_EXAMPLE:?}" 2>&1)
 rc=$?
 echo "$out"

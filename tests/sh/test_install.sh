@@ -7,7 +7,7 @@
 # against the throwaway cluster.
 set -eu
 build=${PQPOOL_BUILD:?}; src=${PQPOOL_SRC:?}
-env_file=${PQPOOL_TEST_ENV:?}
+dotenv_file=${PQPOOL_TEST_ENV:?}
 work=$(mktemp -d /tmp/pqpool-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
@@ -46,9 +46,9 @@ libdir=$(pkg-config --variable=libdir pqpool)
 san=()
 [ -n "${PQPOOL_SANITIZE:-}" ] && san=(-fsanitize="$PQPOOL_SANITIZE")
 cc=${PQPOOL_CC:-cc}
-url=$(sed -n 's/^DATABASE_URL=//p' "$env_file")
-pw=$(sed -n 's/^PQPOOL_TEST_PASSWORD=//p' "$env_file")
-[ -n "$pw" ] || fail "no password in $env_file"
+url=$(sed -n 's/^DATABASE_URL=//p' "$dotenv_file")
+pw=$(sed -n 's/^PQPOOL_TEST_PASSWORD=//p' "$dotenv_file")
+[ -n "$pw" ] || fail "no password in $dotenv_file"
 
 # header_from_prefix <depfile> <what>: the compiler read pqpool.h from the
 # prefix and no header of the source or build tree

@@ -146,6 +146,12 @@ static void test_shown(void **state)
 	assert_string_equal(pqc_shown("abcdefgh", 8, 100, out, 8), "abcd...");
 	assert_string_equal(pqc_shown("abc", 3, 10, out, 3), "");
 	assert_string_equal(pqc_shown("", 0, 10, out, sizeof out), "");
+	/* for JSON: control characters stay (the encoder escapes them), bad
+	 * bytes do not, and the same cuts apply */
+	assert_string_equal(pqc_shown_json("a\nb\x1b\xff", 5, 10, out, sizeof out),
+	                    "a\nb\x1b?");
+	assert_string_equal(pqc_shown_json("abcdefghijk", 11, 10, out, sizeof out),
+	                    "abcdefghij...");
 }
 
 static void test_parse(void **state)

@@ -29,12 +29,12 @@ static void fi_free(void *p)
 
 #define malloc fi_malloc
 #define free   fi_free
-#include "../../cmd/pqpool/routes.c"
+#include "../../cmd/pqpool/serve/routes.c"
 #undef malloc
 #undef free
 
-#include "../../cmd/pqpool/auth.c"
-#include "../../cmd/pqpool/http_metrics.c"
+#include "../../cmd/pqpool/serve/auth.c"
+#include "../../cmd/pqpool/serve/http_metrics.c"
 
 /* ---- a stand-in for the pool and the service ---- */
 
@@ -44,15 +44,17 @@ typedef struct fake {
 	int stats_rc;
 	int health_calls, stats_calls, service_calls;
 	bool shutting_down;
-	bool service_fails; /* service_metrics returns NULL */
-	int extra_active;   /* added to the snapshot's active connections */
+	bool service_fails;  /* service_metrics returns NULL */
+	int extra_active;    /* added to the snapshot's active connections */
+	int64_t deadline_ns; /* the bound the last check_health was given */
 } fake;
 
-static int fake_health(void *arg, pqpool_health *out)
+static int fake_health(void *arg, int64_t deadline_ns, pqpool_health *out)
 {
 	fake *f = arg;
 
 	f->health_calls++;
+	f->deadline_ns = deadline_ns;
 	*out = f->health;
 	return f->health_rc;
 }
@@ -109,7 +111,7 @@ static int setup(void **state)
 /* Answers method path into *r and checks what every reply must have. */
 static void ask(const char *method, const char *path, route_reply *r)
 {
-	routes_handle(&E, method, path, r);
+	route_handle(&E, &(route_request){method, path, NULL, 0}, r);
 	assert_non_null(r->body);
 	assert_non_null(r->content_type);
 	assert_int_equal(r->body_len, strlen(r->body));
@@ -187,9 +189,9 @@ static void test_match(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (routes_match(cases[i].path) != cases[i].want)
+		if (route_match(cases[i].path) != cases[i].want)
 			fail_msg("%s: route %d, expected %d", cases[i].path,
-			         routes_match(cases[i].path), cases[i].want);
+			         route_match(cases[i].path), cases[i].want);
 	}
 	assert_string_equal(route_name(ROUTE_HEALTH), "/api/health/database");
 	assert_string_equal(route_name(ROUTE_OTHER), "other");
@@ -360,6 +362,27 @@ static void test_prometheus(void **state)
 	ask("GET", "/metrics", &r);
 	assert_int_equal(r.status, 500);
 	assert_non_null(strstr(r.body, "Failed to collect database metrics"));
+	route_reply_free(&r);
+}
+
+/* The request's deadline reaches the health check, on both routes that
+ * check, and nothing else invents one. */
+static void test_health_deadline(void **state)
+{
+	route_reply r;
+
+	(void)state;
+	route_handle(&E, &(route_request){"GET", "/api/health/database", NULL, 12345},
+	             &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(F.deadline_ns, 12345);
+	route_reply_free(&r);
+	route_handle(&E, &(route_request){"GET", "/readyz", NULL, 777}, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(F.deadline_ns, 777);
+	route_reply_free(&r);
+	ask("GET", "/api/health/database", &r);
+	assert_int_equal(F.deadline_ns, 0);
 	route_reply_free(&r);
 }
 
@@ -562,7 +585,7 @@ static void test_path_escaping(void **state)
 
 static void test_path_cap(void **state)
 {
-	char path[1200], want[ROUTES_PATH_SHOWN_MAX + 4];
+	char path[1200], want[ROUTE_PATH_SHOWN_MAX + 4];
 	route_reply r;
 	json_t *j;
 	const char *shown;
@@ -574,9 +597,9 @@ static void test_path_cap(void **state)
 	ask("GET", path, &r);
 	j = json_of(&r);
 	shown = str(j, "path");
-	assert_int_equal(strlen(shown), ROUTES_PATH_SHOWN_MAX + 3);
-	memcpy(want, path, ROUTES_PATH_SHOWN_MAX);
-	strcpy(want + ROUTES_PATH_SHOWN_MAX, "...");
+	assert_int_equal(strlen(shown), ROUTE_PATH_SHOWN_MAX + 3);
+	memcpy(want, path, ROUTE_PATH_SHOWN_MAX);
+	strcpy(want + ROUTE_PATH_SHOWN_MAX, "...");
 	assert_string_equal(shown, want);
 	json_decref(j);
 	route_reply_free(&r);
@@ -588,7 +611,7 @@ static void test_path_cap(void **state)
 	ask("GET", path, &r);
 	j = json_of(&r); /* jansson would refuse a split sequence */
 	shown = str(j, "path");
-	assert_true(strlen(shown) <= ROUTES_PATH_SHOWN_MAX + 3);
+	assert_true(strlen(shown) <= ROUTE_PATH_SHOWN_MAX + 3);
 	assert_string_equal(shown + strlen(shown) - 3, "...");
 	json_decref(j);
 	route_reply_free(&r);
@@ -599,22 +622,22 @@ static void test_shown(void **state)
 	char out[16];
 
 	(void)state;
-	routes_shown("/a?b", 10, false, out, sizeof(out));
+	route_shown("/a?b", 10, false, out, sizeof(out));
 	assert_string_equal(out, "/a");
-	routes_shown("/a?b", 10, true, out, sizeof(out));
+	route_shown("/a?b", 10, true, out, sizeof(out));
 	assert_string_equal(out, "/a?b");
-	routes_shown("abcdefghij", 10, true, out, sizeof(out));
+	route_shown("abcdefghij", 10, true, out, sizeof(out));
 	assert_string_equal(out, "abcdefghij");
-	routes_shown("abcdefghijk", 10, true, out, sizeof(out));
+	route_shown("abcdefghijk", 10, true, out, sizeof(out));
 	assert_string_equal(out, "abcdefghij...");
 	/* max larger than the buffer allows: the buffer wins */
-	routes_shown("abcdefghijklmnopqrstuvwxyz", 100, true, out, sizeof(out));
+	route_shown("abcdefghijklmnopqrstuvwxyz", 100, true, out, sizeof(out));
 	assert_string_equal(out, "abcdefghijkl...");
-	routes_shown("\xe2\x82\xac\xe2\x82\xac", 4, true, out, sizeof(out));
+	route_shown("\xe2\x82\xac\xe2\x82\xac", 4, true, out, sizeof(out));
 	assert_string_equal(out, "\xe2\x82\xac...");
-	routes_shown("", 4, true, out, sizeof(out));
+	route_shown("", 4, true, out, sizeof(out));
 	assert_string_equal(out, "");
-	routes_shown("abc", 4, true, out, 3); /* too small to say anything */
+	route_shown("abc", 4, true, out, 3); /* too small to say anything */
 	assert_string_equal(out, "");
 }
 
@@ -623,7 +646,7 @@ static void test_error_reply(void **state)
 	route_reply r;
 
 	(void)state;
-	routes_error(413, "Payload too large", &r);
+	route_error(413, "Payload too large", &r);
 	assert_int_equal(r.status, 413);
 	assert_string_equal(r.content_type, "application/json");
 	assert_string_equal(r.body, "{\"error\":\"Payload too large\"}");
@@ -774,15 +797,13 @@ static void test_auth_equal(void **state)
  * loosely, the machine is shared; the best of several rounds). */
 static double time_equal(const char *given, size_t glen, const char *secret, size_t slen)
 {
-	struct timespec a, b;
 	volatile bool sink = false;
+	int64_t a = pqc_now_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (int i = 0; i < 2000; i++)
 		sink = auth_equal(given, glen, secret, slen) || sink;
-	clock_gettime(CLOCK_MONOTONIC, &b);
 	(void)sink;
-	return (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+	return (double)(pqc_now_ns() - a);
 }
 
 static void test_auth_equal_timing(void **state)
@@ -911,7 +932,7 @@ static void test_auth_check_bearer(void **state)
 static void ask_auth(const char *method, const char *path, const char *authz,
                      route_reply *r)
 {
-	routes_handle_auth(&E, method, path, authz, r);
+	route_handle(&E, &(route_request){method, path, authz, 0}, r);
 	assert_non_null(r->body);
 	assert_non_null(r->content_type);
 	assert_int_equal(r->body_len, strlen(r->body));
@@ -993,8 +1014,8 @@ static void test_routes_token(void **state)
 	assert_null(r.www_authenticate);
 	route_reply_free(&r);
 
-	/* routes_handle() is a request without the header */
-	routes_handle(&E, "GET", "/metrics", &r);
+	/* a request without the header */
+	route_handle(&E, &(route_request){"GET", "/metrics", NULL, 0}, &r);
 	assert_int_equal(r.status, 401);
 	route_reply_free(&r);
 
@@ -1048,6 +1069,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_livez, setup),
 	        cmocka_unit_test_setup(test_health, setup),
 	        cmocka_unit_test_setup(test_health_check_fails, setup),
+	        cmocka_unit_test_setup(test_health_deadline, setup),
 	        cmocka_unit_test_setup(test_metrics, setup),
 	        cmocka_unit_test_setup(test_prometheus, setup),
 	        cmocka_unit_test_setup(test_readyz, setup),

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../cmd/pqpool/workq.c"
+#include "../../cmd/pqpool/serve/workq.c"
 
 #define N_JOBS 2000
 

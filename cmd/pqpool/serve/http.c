@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <stddef.h>
 #include <netinet/in.h>
@@ -10,11 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http_metrics.h"
 #include "log.h"
+#include "parse.h"
 #include "probes.h"
 #include "routes.h"
 #include "workq.h"
@@ -62,29 +64,19 @@ typedef struct request {
 	const char *method_in, *url_in;
 	route_reply rep;
 	char method[METHOD_SHOWN_MAX + 4];
-	char path[ROUTES_PATH_SHOWN_MAX + 4];
+	char path[ROUTE_PATH_SHOWN_MAX + 4];
 } request;
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- what the routes ask of the process -------------------------------- */
 
-/* The bound of the health request this thread is answering (monotonic
- * ns; 0: none): a request that waited in line gets what is left of its
- * DB_CONNECTION_TIMEOUT, not a whole one more. */
-static __thread int64_t tl_health_deadline_ns;
-
-static int env_check_health(void *arg, pqpool_health *out)
+/* A request that waited in line gets what is left of its
+ * DB_CONNECTION_TIMEOUT (deadline_ns), not a whole one more. */
+static int env_check_health(void *arg, int64_t deadline_ns, pqpool_health *out)
 {
-	int ms = 0; /* the pool's own bound */
-	if (tl_health_deadline_ns) {
-		int64_t left = tl_health_deadline_ns - now_ns();
+	int ms = 0; /* no deadline: the pool's own bound */
+
+	if (deadline_ns) {
+		int64_t left = deadline_ns - pqc_now_ns();
 		ms = left > 1000000 ? (int)((left + 999999) / 1000000) : 1;
 	}
 	return pqpool_check_health_within(((http_server *)arg)->pool, ms, out);
@@ -146,14 +138,10 @@ static bool body_too_large(struct MHD_Connection *conn)
 {
 	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
-	char *end;
-	unsigned long long n;
+	int n;
 
-	if (!cl)
-		return false;
-	errno = 0;
-	n = strtoull(cl, &end, 10);
-	return errno != 0 || end == cl || n > BODY_MAX;
+	/* a length that is not plain decimal, or past INT_MAX, is too large */
+	return cl && (!pqc_parse_int(cl, 0, INT_MAX, &n) || n > BODY_MAX);
 }
 
 /* On a database thread: the answer, then the connection back to its event
@@ -163,11 +151,11 @@ static void run_request(void *arg, workq_item *item, bool cancelled)
 	http_server *s = arg;
 	request *rq = (request *)(void *)((char *)item - offsetof(request, node));
 
-	int64_t waited = now_ns() - rq->start_ns;
+	int64_t waited = pqc_now_ns() - rq->start_ns;
 
 	if (cancelled) { /* the drain is over and the workers are stopping */
-		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
-		             &rq->rep);
+		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
+		            &rq->rep);
 	} else if (rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0 &&
 	           waited >= (int64_t)s->wait_limit_ms * 1000000) {
 		/* queued behind other checks as long as a check may take: its
@@ -175,14 +163,14 @@ static void run_request(void *arg, workq_item *item, bool cancelled)
 		pqpool_health h;
 
 		probes_waited_too_long(s->pool, waited, s->wait_limit_ms, &h);
-		routes_health_reply(PQPOOL_OK, &h, &rq->rep);
+		route_health_reply(PQPOOL_OK, &h, &rq->rep);
 	} else {
-		tl_health_deadline_ns =
-		        rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0
-		                ? rq->start_ns + (int64_t)s->wait_limit_ms * 1000000
-		                : 0;
-		routes_handle(&s->env, rq->method_in, rq->url_in, &rq->rep);
-		tl_health_deadline_ns = 0;
+		route_request req = {rq->method_in, rq->url_in, NULL, 0};
+
+		if (rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0)
+			req.deadline_ns =
+			        rq->start_ns + (int64_t)s->wait_limit_ms * 1000000;
+		route_handle(&s->env, &req, &rq->rep);
 	}
 	rq->rep.route = rq->route;
 	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
@@ -198,10 +186,10 @@ static void probe_done(void *arg, workq_item *item, int rc, const pqpool_health 
 
 	(void)arg;
 	if (cancelled)
-		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
-		             &rq->rep);
+		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
+		            &rq->rep);
 	else
-		routes_health_reply(rc, h, &rq->rep);
+		route_health_reply(rc, h, &rq->rep);
 	rq->rep.route = rq->route;
 	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
 	MHD_resume_connection(rq->conn);
@@ -237,10 +225,10 @@ static enum MHD_Result health(http_server *s, struct MHD_Connection *conn, reque
 		return MHD_YES;
 	atomic_store_explicit(&rq->state, REQ_NEW, memory_order_relaxed);
 	if (cancelled)
-		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
-		             &rq->rep);
+		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
+		            &rq->rep);
 	else
-		routes_health_reply(rc, &h, &rq->rep);
+		route_health_reply(rc, &h, &rq->rep);
 	rq->rep.route = rq->route;
 	return queue(s, conn, rq, &rq->rep);
 }
@@ -257,8 +245,8 @@ static enum MHD_Result offload(http_server *s, struct MHD_Connection *conn, requ
 	MHD_suspend_connection(conn);
 	if (!workq_push(s->work, &rq->node)) {
 		/* stopping: answer from here, through the same path */
-		routes_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
-		             &rq->rep);
+		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
+		            &rq->rep);
 		rq->rep.route = rq->route;
 		atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
 		MHD_resume_connection(conn);
@@ -285,21 +273,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
-		rq->start_ns = now_ns();
-		rq->route = routes_match(url);
+		rq->start_ns = pqc_now_ns();
+		rq->route = route_match(url);
 		atomic_init(&rq->state, REQ_NEW);
 		if (s->access_log) {
-			routes_shown(method, METHOD_SHOWN_MAX, true, rq->method,
-			             sizeof(rq->method));
-			routes_shown(url, ROUTES_PATH_SHOWN_MAX, false, rq->path,
-			             sizeof(rq->path));
+			route_shown(method, METHOD_SHOWN_MAX, true, rq->method,
+			            sizeof(rq->method));
+			route_shown(url, ROUTE_PATH_SHOWN_MAX, false, rq->path,
+			            sizeof(rq->path));
 		}
 		*con_cls = rq;
 		atomic_fetch_add_explicit(&s->metrics.in_flight, 1, memory_order_relaxed);
 		if (body_too_large(conn)) {
 			/* here closing is what we want: the body is never read */
-			routes_error(MHD_HTTP_CONTENT_TOO_LARGE, "Payload too large",
-			             &rep);
+			route_error(MHD_HTTP_CONTENT_TOO_LARGE, "Payload too large",
+			            &rep);
 			rep.route = rq->route;
 			return queue(s, conn, rq, &rep);
 		}
@@ -321,15 +309,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	default:
 		break;
 	}
-	if (s->probes && rq->route == ROUTE_HEALTH && routes_blocking(method, url))
+	if (s->probes && rq->route == ROUTE_HEALTH && route_blocking(method, url))
 		return health(s, conn, rq, method, url);
-	if (s->work && routes_blocking(method, url))
+	if (s->work && route_blocking(method, url))
 		return offload(s, conn, rq, method, url);
 	/* the blocking routes above (health, readyz) are never protected */
-	routes_handle_auth(&s->env, method, url,
-	                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                               MHD_HTTP_HEADER_AUTHORIZATION),
-	                   &rep);
+	route_handle(&s->env,
+	             &(route_request){
+	                     method, url,
+	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                                 MHD_HTTP_HEADER_AUTHORIZATION),
+	                     0},
+	             &rep);
 	return queue(s, conn, rq, &rep);
 }
 
@@ -381,7 +372,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	route_reply_free(&rq->rep); /* only if never handed to MHD */
-	dur = now_ns() - rq->start_ns;
+	dur = pqc_now_ns() - rq->start_ns;
 	if (rq->status != 0)
 		http_metrics_observe(&s->metrics, rq->route, rq->status, dur);
 	if (s->access_log)

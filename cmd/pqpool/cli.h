@@ -1,11 +1,11 @@
-/* opts.h — the one option parser shared by every pqpool command. */
-#ifndef PQPOOL_CLI_OPTS_H
-#define PQPOOL_CLI_OPTS_H
+/* cli.h — the one option parser shared by every pqpool command. */
+#ifndef PQPOOL_CLI_CLI_H
+#define PQPOOL_CLI_CLI_H
 
 #include <stdbool.h>
 #include <stdio.h>
 
-/* Exit statuses of DESIGN §2b. */
+/* Exit statuses (README: "The command line"). */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 /* Options a command declares, besides -h/--help and -V/--version which every
@@ -48,12 +48,12 @@ typedef struct cli_args {
 	char **argv; /* borrowed from main's argv */
 } cli_args;
 
-typedef enum opts_result {
-	OPTS_RUN,     /* parsed: go on */
-	OPTS_HELP,    /* -h/--help was given */
-	OPTS_VERSION, /* -V/--version was given */
-	OPTS_ERROR    /* a usage error, already reported on stderr */
-} opts_result;
+typedef enum cli_result {
+	CLI_RUN,     /* parsed: go on */
+	CLI_HELP,    /* -h/--help was given */
+	CLI_VERSION, /* -V/--version was given */
+	CLI_ERROR    /* a usage error, already reported on stderr */
+} cli_result;
 
 /*
  * Parses argv[1..argc) for cmd (argv[0] is the program or command name).
@@ -61,26 +61,26 @@ typedef enum opts_result {
  * rest in out->argv (how the program's own options are separated from the
  * command); otherwise options and arguments may be mixed, "--" ends options,
  * and the positional count is checked against cmd->min_args..max_args.
- * On OPTS_ERROR one line naming the problem and a hint have been printed.
+ * On CLI_ERROR one line naming the problem and a hint have been printed.
  * Not reentrant (getopt_long keeps global state); argv may be permuted.
  */
-opts_result opts_parse(const cli_command *cmd, int argc, char **argv, bool stop_at_arg,
-                       cli_args *out);
+cli_result cli_parse(const cli_command *cmd, int argc, char **argv, bool stop_at_arg,
+                     cli_args *out);
 
 /* True when the flag `name` of args->cmd was given. */
-bool opts_flag(const cli_args *args, const char *name);
+bool cli_flag(const cli_args *args, const char *name);
 
 /* The value given for option `name`, or NULL when absent. Borrowed. */
-const char *opts_value(const cli_args *args, const char *name);
+const char *cli_value(const cli_args *args, const char *name);
 
 /* Prints "usage: pqpool <name> [options] <args>", the details and the
  * options of cmd, as `--help` shows them. */
-void opts_print_help(FILE *out, const cli_command *cmd);
+void cli_print_help(FILE *out, const cli_command *cmd);
 
 /* Prints the option list of cmd (its own and the common ones). */
-void opts_print_options(FILE *out, const cli_command *cmd);
+void cli_print_options(FILE *out, const cli_command *cmd);
 
 /* Prints "Try 'pqpool [<name>] --help'." on stderr. cmd NULL: the program. */
-void opts_usage_hint(const cli_command *cmd);
+void cli_usage_hint(const cli_command *cmd);
 
 #endif

@@ -1,4 +1,4 @@
-/* serve_settings.h — the service's own settings (HOST, PORT, HTTP_*, SHUTDOWN_TIMEOUT).
+/* settings.h — the service's own settings (HOST, PORT, HTTP_*, SHUTDOWN_TIMEOUT).
  */
 #ifndef PQPOOL_CLI_SERVE_SETTINGS_H
 #define PQPOOL_CLI_SERVE_SETTINGS_H
@@ -38,7 +38,7 @@ typedef struct serve_settings {
 } serve_settings;
 
 /*
- * Reads and validates the settings through lookup (env_lookup with the
+ * Reads and validates the settings through lookup (dotenv_lookup with the
  * .env.local table, or NULL for getenv), as the library does its own: an
  * empty value is the default, integers are plain decimal in range. pool_max
  * is the pool's DB_POOL_MAX (HTTP_THREADS' default). HOST must resolve

@@ -1,5 +1,6 @@
-/* env.c — reads .env.local into a private table; lookups prefer the real environment. */
-#include "env.h"
+/* dotenv.c — reads .env.local into a private table; lookups prefer the real environment.
+ */
+#include "dotenv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@ typedef struct env_entry {
 	char *value;
 } env_entry;
 
-struct env_file {
+struct dotenv_file {
 	char *path;
 	env_entry *entries;
 	size_t n, cap;
@@ -34,7 +35,7 @@ static bool is_name_char(char c)
 	return is_name_start(c) || (c >= '0' && c <= '9');
 }
 
-bool env_name_valid(const char *name, size_t len)
+bool dotenv_name_valid(const char *name, size_t len)
 {
 	if (len == 0 || !is_name_start(name[0]))
 		return false;
@@ -89,7 +90,7 @@ static bool parse_line(char *line, size_t len, char **name, char **value, line_e
 		p++;
 	name_end = p;
 	p = skip_blanks(p);
-	if (*p != '=' || !env_name_valid(*name, (size_t)(name_end - *name))) {
+	if (*p != '=' || !dotenv_name_valid(*name, (size_t)(name_end - *name))) {
 		*name = NULL;
 		*err = (line_error){
 		        "expected NAME=VALUE, NAME made of letters, digits and _", false};
@@ -131,7 +132,8 @@ static bool parse_line(char *line, size_t len, char **name, char **value, line_e
 	return true;
 }
 
-static int add_warning(env_file *f, unsigned lineno, const char *name, const char *reason)
+static int add_warning(dotenv_file *f, unsigned lineno, const char *name,
+                       const char *reason)
 {
 	char *w;
 	int n;
@@ -156,7 +158,7 @@ static int add_warning(env_file *f, unsigned lineno, const char *name, const cha
 	return 0;
 }
 
-static int set_entry(env_file *f, const char *name, const char *value)
+static int set_entry(dotenv_file *f, const char *name, const char *value)
 {
 	char *copy = strdup(value);
 
@@ -191,7 +193,7 @@ static int set_entry(env_file *f, const char *name, const char *value)
 
 /* One line as getline(3) gives it: len bytes, '\n' included when present,
  * NUL-terminated, writable. */
-static int take_line(env_file *f, unsigned lineno, char *text, size_t len)
+static int take_line(dotenv_file *f, unsigned lineno, char *text, size_t len)
 {
 	char *name, *value;
 	line_error err;
@@ -208,7 +210,7 @@ static int take_line(env_file *f, unsigned lineno, char *text, size_t len)
 	return 0;
 }
 
-static int read_lines(env_file *f, FILE *in)
+static int read_lines(dotenv_file *f, FILE *in)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -226,7 +228,7 @@ static int read_lines(env_file *f, FILE *in)
 
 /* Lines split as getline(3) splits a file, so both entry points read a
  * text alike. */
-static int parse_text(env_file *f, const char *text, size_t len)
+static int parse_text(dotenv_file *f, const char *text, size_t len)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -257,9 +259,9 @@ static int parse_text(env_file *f, const char *text, size_t len)
 	return rc;
 }
 
-static env_file *new_table(const char *path)
+static dotenv_file *new_table(const char *path)
 {
-	env_file *f = calloc(1, sizeof(*f));
+	dotenv_file *f = calloc(1, sizeof(*f));
 
 	if (f && !(f->path = strdup(path))) {
 		free(f);
@@ -268,11 +270,11 @@ static env_file *new_table(const char *path)
 	return f;
 }
 
-static int finish_load(env_file *f, int rc, env_file **out)
+static int finish_load(dotenv_file *f, int rc, dotenv_file **out)
 {
 	if (rc != 0) {
 		int saved = errno;
-		env_file_free(f);
+		dotenv_free(f);
 		errno = saved;
 		return -1;
 	}
@@ -280,9 +282,9 @@ static int finish_load(env_file *f, int rc, env_file **out)
 	return 0;
 }
 
-int env_file_load(const char *path, env_file **out)
+int dotenv_load(const char *path, dotenv_file **out)
 {
-	env_file *f;
+	dotenv_file *f;
 	FILE *in;
 	int rc = 0;
 
@@ -301,9 +303,9 @@ int env_file_load(const char *path, env_file **out)
 	return finish_load(f, rc, out);
 }
 
-int env_file_parse(const char *path, const char *text, size_t len, env_file **out)
+int dotenv_parse(const char *path, const char *text, size_t len, dotenv_file **out)
 {
-	env_file *f;
+	dotenv_file *f;
 
 	*out = NULL;
 	if (!(f = new_table(path)))
@@ -311,7 +313,7 @@ int env_file_parse(const char *path, const char *text, size_t len, env_file **ou
 	return finish_load(f, parse_text(f, text, len), out);
 }
 
-void env_file_free(env_file *f)
+void dotenv_free(dotenv_file *f)
 {
 	if (!f)
 		return;
@@ -327,12 +329,12 @@ void env_file_free(env_file *f)
 	free(f);
 }
 
-const char *env_file_path(const env_file *f)
+const char *dotenv_path(const dotenv_file *f)
 {
 	return f->path;
 }
 
-const char *env_file_get(const env_file *f, const char *name)
+const char *dotenv_get(const dotenv_file *f, const char *name)
 {
 	for (size_t i = 0; f && i < f->n; i++) {
 		if (strcmp(f->entries[i].name, name) == 0)
@@ -341,29 +343,29 @@ const char *env_file_get(const env_file *f, const char *name)
 	return NULL;
 }
 
-size_t env_file_warning_count(const env_file *f)
+size_t dotenv_warning_count(const dotenv_file *f)
 {
 	return f ? f->nwarn : 0;
 }
 
-const char *env_file_warning(const env_file *f, size_t i)
+const char *dotenv_warning(const dotenv_file *f, size_t i)
 {
-	return i < env_file_warning_count(f) ? f->warnings[i] : NULL;
+	return i < dotenv_warning_count(f) ? f->warnings[i] : NULL;
 }
 
-const char *env_lookup(void *arg, const char *name)
+const char *dotenv_lookup(void *arg, const char *name)
 {
 	const char *v = getenv(name);
 
-	return v ? v : env_file_get(arg, name);
+	return v ? v : dotenv_get(arg, name);
 }
 
-env_source env_source_of(const env_file *f, const char *name)
+dotenv_source dotenv_source_of(const dotenv_file *f, const char *name)
 {
 	const char *v = getenv(name);
 
 	if (v)
-		return *v ? ENV_FROM_ENVIRON : ENV_UNSET;
-	v = env_file_get(f, name);
-	return v && *v ? ENV_FROM_FILE : ENV_UNSET;
+		return *v ? DOTENV_FROM_ENVIRON : DOTENV_UNSET;
+	v = dotenv_get(f, name);
+	return v && *v ? DOTENV_FROM_FILE : DOTENV_UNSET;
 }

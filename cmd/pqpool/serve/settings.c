@@ -1,6 +1,9 @@
-/* serve_settings.c — HOST, PORT, HTTP_* and SHUTDOWN_TIMEOUT from the environment,
+/* settings.c — HOST, PORT, HTTP_* and SHUTDOWN_TIMEOUT from the environment,
  * validated. */
-#include "serve_settings.h"
+#include "settings.h"
+
+#include "parse.h"
+#include "utf8.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -14,21 +17,11 @@
 /* How much of a bad value an error message repeats. */
 #define SHOW_MAX 40
 
-/* A bad value for an error message: capped, control characters replaced, so
- * that a hostile variable cannot forge extra log lines. */
-static const char *shown(const char *v, char out[SHOW_MAX + 4])
+/* A bad value for an error message: capped, invalid bytes and control
+ * characters replaced, so that a hostile variable cannot forge log lines. */
+static const char *shown(const char *v, char out[SHOW_MAX + PQC_SHOWN_EXTRA])
 {
-	size_t n = strlen(v), k = n < SHOW_MAX ? n : SHOW_MAX;
-
-	while (k > 0 && k < n && ((unsigned char)v[k] & 0xC0) == 0x80)
-		k--; /* not in the middle of a UTF-8 sequence */
-	for (size_t i = 0; i < k; i++) {
-		unsigned char c = (unsigned char)v[i];
-
-		out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	strcpy(out + k, k < n ? "..." : "");
-	return out;
+	return pqc_shown(v, strlen(v), SHOW_MAX, out, SHOW_MAX + PQC_SHOWN_EXTRA);
 }
 
 static const char *get(pqpool_getenv_fn lookup, void *arg, const char *name)
@@ -38,26 +31,6 @@ static const char *get(pqpool_getenv_fn lookup, void *arg, const char *name)
 	return v && *v ? v : NULL; /* empty counts as unset, as in the library */
 }
 
-/* Plain decimal digits, no sign, blanks or suffix, within [min, max]. */
-static bool parse_int(const char *v, int min, int max, int *out)
-{
-	long long n = 0;
-
-	if (*v == '\0')
-		return false;
-	for (; *v; v++) {
-		if (*v < '0' || *v > '9')
-			return false;
-		n = n * 10 + (*v - '0');
-		if (n > max)
-			return false; /* also stops any overflow */
-	}
-	if (n < min)
-		return false;
-	*out = (int)n;
-	return true;
-}
-
 static int int_setting(pqpool_getenv_fn lookup, void *arg, const char *name, int def,
                        int min, int max, int *out, char *err, size_t errlen)
 {
@@ -65,7 +38,7 @@ static int int_setting(pqpool_getenv_fn lookup, void *arg, const char *name, int
 	char show[SHOW_MAX + 4];
 
 	*out = def;
-	if (!v || parse_int(v, min, max, out))
+	if (!v || pqc_parse_int(v, min, max, out))
 		return 0;
 	snprintf(err, errlen, "%s=\"%s\": expected an integer from %d to %d", name,
 	         shown(v, show), min, max);

@@ -9,10 +9,12 @@
  * event threads. */
 #include "probes.h"
 
+#include "clock.h"
+#include "fdwait.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
-#include <time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -228,7 +230,6 @@ static void see_through(probes *r, flight *f)
 bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *sarg,
                    int *rc, pqpool_health *h, bool *cancelled)
 {
-	struct timespec ts;
 	int64_t now, until;
 	workq_item *others;
 	flight *f, **pp;
@@ -251,8 +252,7 @@ bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *s
 	}
 	pthread_mutex_unlock(&r->mu);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	now = pqc_now_ns();
 	if (now < atomic_load_explicit(&r->no_wait_until, memory_order_relaxed)) {
 		/* probes have been slow: do not wait on this one here */
 		suspend(sarg);
@@ -268,16 +268,13 @@ bool probes_answer(probes *r, workq_item *item, void (*suspend)(void *), void *s
 	until = now + (int64_t)INLINE_WAIT_MS * 1000000;
 	for (;;) {
 		struct pollfd pfd = {.fd = f->fd, .events = POLLIN};
-		int left;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-		left = (int)((until - now + 999999) / 1000000);
+		int left = pqc_ms_until(until);
+
 		/* wait first: the answer cannot be there yet right after sending */
 		if (left > 0 && poll(&pfd, 1, left) > 0 &&
 		    pqpool_probe_poll(f->probe) == PQPOOL_OK)
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		now = pqc_now_ns();
 		if (now >= until) {
 			/* slow: hand it to the thread, and stop waiting on probes
 			 * here for a while */
@@ -381,26 +378,17 @@ static void finish(probes *r, flight *f)
 	free(f);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* An unhealthy answer for a request that waited waited_ns; what it waited
  * for is said by the caller. */
 static void timed_out(pqpool *pool, int64_t waited_ns, pqpool_health *h, pqpool_stats *st)
 {
-	struct timespec now;
 	memset(h, 0, sizeof *h);
 	memset(st, 0, sizeof *st);
 	pqpool_stats_get(pool, st);
-	clock_gettime(CLOCK_REALTIME, &now);
 	h->status = PQPOOL_UNHEALTHY;
 	h->response_ms = (double)waited_ns / 1e6;
 	h->connection_count = st->total;
-	h->checked_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	h->checked_at_ms = pqc_wall_ms();
 }
 
 void probes_waited_too_long(pqpool *pool, int64_t waited_ns, int wait_limit_ms,
@@ -483,7 +471,7 @@ static void answer_expired(probes *r, workq_item *expired, int64_t now,
 static int expire(probes *r)
 {
 	workq_item *parked = NULL, *late = NULL, *last;
-	int64_t now = mono_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next;
+	int64_t now = pqc_now_ns(), limit = (int64_t)r->wait_limit_ms * 1000000, next;
 	if (r->wait_limit_ms <= 0)
 		return -1;
 	pthread_mutex_lock(&r->mu);

@@ -1,5 +1,5 @@
-/* opts.c — parses the program's and each command's options with getopt_long. */
-#include "opts.h"
+/* cli.c — parses the program's and each command's options with getopt_long. */
+#include "cli.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -41,10 +41,10 @@ static void print_prog(FILE *out, const cli_command *cmd)
 }
 
 /* "pqpool config: <message>" and the hint, on stderr. */
-static opts_result usage_error(const cli_command *cmd, const char *fmt, ...)
+static cli_result usage_error(const cli_command *cmd, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-static opts_result usage_error(const cli_command *cmd, const char *fmt, ...)
+static cli_result usage_error(const cli_command *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -54,8 +54,8 @@ static opts_result usage_error(const cli_command *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	opts_usage_hint(cmd);
-	return OPTS_ERROR;
+	cli_usage_hint(cmd);
+	return CLI_ERROR;
 }
 
 static int short_index(const cli_command *cmd, int own, int c)
@@ -69,7 +69,7 @@ static int short_index(const cli_command *cmd, int own, int c)
 
 /* Reports what getopt_long rejected. optopt is a short option character, a
  * LONG_BASE value (a long option it matched), or 0 (an unknown long one). */
-static opts_result reject(const cli_command *cmd, int own, char **argv, bool missing)
+static cli_result reject(const cli_command *cmd, int own, char **argv, bool missing)
 {
 	if (optopt >= LONG_BASE) {
 		const cli_option *o = option_at(cmd, own, optopt - LONG_BASE);
@@ -90,8 +90,8 @@ static opts_result reject(const cli_command *cmd, int own, char **argv, bool mis
 	return usage_error(cmd, "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
 }
 
-opts_result opts_parse(const cli_command *cmd, int argc, char **argv, bool stop_at_arg,
-                       cli_args *out)
+cli_result cli_parse(const cli_command *cmd, int argc, char **argv, bool stop_at_arg,
+                     cli_args *out)
 {
 	struct option longopts[CLI_MAX_OPTIONS + N_COMMON + 1];
 	/* "+:" and up to two characters per option ("x:"), and the NUL */
@@ -148,11 +148,11 @@ opts_result opts_parse(const cli_command *cmd, int argc, char **argv, bool stop_
 	out->argv = argv + optind;
 
 	if (help)
-		return OPTS_HELP;
+		return CLI_HELP;
 	if (version)
-		return OPTS_VERSION;
+		return CLI_VERSION;
 	if (stop_at_arg)
-		return OPTS_RUN;
+		return CLI_RUN;
 	if (out->argc > cmd->max_args) {
 		if (cmd->max_args == 0)
 			return usage_error(cmd, "unexpected argument '%s'", out->argv[0]);
@@ -162,7 +162,7 @@ opts_result opts_parse(const cli_command *cmd, int argc, char **argv, bool stop_
 	if (out->argc < cmd->min_args)
 		return usage_error(cmd, "missing %s",
 		                   cmd->args ? cmd->args : "arguments");
-	return OPTS_RUN;
+	return CLI_RUN;
 }
 
 static int find_own(const cli_args *args, const char *name)
@@ -176,14 +176,14 @@ static int find_own(const cli_args *args, const char *name)
 	return -1;
 }
 
-bool opts_flag(const cli_args *args, const char *name)
+bool cli_flag(const cli_args *args, const char *name)
 {
 	int i = find_own(args, name);
 
 	return i >= 0 && args->value[i] != NULL;
 }
 
-const char *opts_value(const cli_args *args, const char *name)
+const char *cli_value(const cli_args *args, const char *name)
 {
 	int i = find_own(args, name);
 
@@ -201,7 +201,7 @@ static int format_option(char *buf, size_t len, const cli_option *o)
 	                o->arg_name ? o->arg_name : "");
 }
 
-void opts_print_options(FILE *out, const cli_command *cmd)
+void cli_print_options(FILE *out, const cli_command *cmd)
 {
 	int own = own_count(cmd);
 	int width = 0;
@@ -222,7 +222,7 @@ void opts_print_options(FILE *out, const cli_command *cmd)
 	}
 }
 
-void opts_print_help(FILE *out, const cli_command *cmd)
+void cli_print_help(FILE *out, const cli_command *cmd)
 {
 	fputs("usage: ", out);
 	print_prog(out, cmd);
@@ -232,10 +232,10 @@ void opts_print_help(FILE *out, const cli_command *cmd)
 	fputs("\n\n", out);
 	if (cmd->details)
 		fprintf(out, "%s\n\n", cmd->details);
-	opts_print_options(out, cmd);
+	cli_print_options(out, cmd);
 }
 
-void opts_usage_hint(const cli_command *cmd)
+void cli_usage_hint(const cli_command *cmd)
 {
 	fputs("Try '", stderr);
 	print_prog(stderr, cmd);

@@ -1,20 +1,20 @@
-/* env.h — the .env.local loader: KEY=VALUE settings the real environment overrides. */
-#ifndef PQPOOL_CLI_ENV_H
-#define PQPOOL_CLI_ENV_H
+/* dotenv.h — the .env.local loader: KEY=VALUE settings the real environment overrides. */
+#ifndef PQPOOL_CLI_DOTENV_H
+#define PQPOOL_CLI_DOTENV_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 /* The settings read from one file, kept in the loader's own table: the
  * process environment is never modified. */
-typedef struct env_file env_file;
+typedef struct dotenv_file dotenv_file;
 
-/* Where env_lookup() finds a name. */
-typedef enum env_source {
-	ENV_UNSET,        /* nowhere (or empty): the default applies */
-	ENV_FROM_ENVIRON, /* the process environment */
-	ENV_FROM_FILE     /* the file, the environment not having it */
-} env_source;
+/* Where dotenv_lookup() finds a name. */
+typedef enum dotenv_source {
+	DOTENV_UNSET,        /* nowhere (or empty): the default applies */
+	DOTENV_FROM_ENVIRON, /* the process environment */
+	DOTENV_FROM_FILE     /* the file, the environment not having it */
+} dotenv_source;
 
 /*
  * Reads the file at path into *out. A missing file gives an empty table.
@@ -24,42 +24,42 @@ typedef enum env_source {
  * name wins. A malformed line is skipped and recorded as a warning naming
  * path:line but never the value (it may be a password).
  * Returns 0, or -1 with errno set when the file exists but cannot be read or
- * memory runs out (then *out is NULL). *out is owned: env_file_free() it.
+ * memory runs out (then *out is NULL). *out is owned: dotenv_free() it.
  */
-int env_file_load(const char *path, env_file **out);
+int dotenv_load(const char *path, dotenv_file **out);
 
 /*
  * The same for len bytes of text already in memory (NUL bytes included, as
  * a file may hold them); path only names it in warnings. Returns 0, or -1
  * with errno set when memory runs out (then *out is NULL).
  */
-int env_file_parse(const char *path, const char *text, size_t len, env_file **out);
+int dotenv_parse(const char *path, const char *text, size_t len, dotenv_file **out);
 
 /* Frees the table. f may be NULL. */
-void env_file_free(env_file *f);
+void dotenv_free(dotenv_file *f);
 
-/* The path given to env_file_load(). Borrowed from f. */
-const char *env_file_path(const env_file *f);
+/* The path given to dotenv_load(). Borrowed from f. */
+const char *dotenv_path(const dotenv_file *f);
 
 /* The value the file gives name, or NULL. Borrowed from f. */
-const char *env_file_get(const env_file *f, const char *name);
+const char *dotenv_get(const dotenv_file *f, const char *name);
 
 /* Warnings about skipped lines ("path:3: ..."), in file order. Borrowed. */
-size_t env_file_warning_count(const env_file *f);
-const char *env_file_warning(const env_file *f, size_t i);
+size_t dotenv_warning_count(const dotenv_file *f);
+const char *dotenv_warning(const dotenv_file *f, size_t i);
 
 /*
  * A pqpool_getenv_fn: the real environment first (a variable set there wins
  * even when empty, as a shell's `VAR=` is a deliberate choice), then the
- * file's value. arg is the env_file (may be NULL: environment only).
+ * file's value. arg is the dotenv_file (may be NULL: environment only).
  */
-const char *env_lookup(void *arg, const char *name);
+const char *dotenv_lookup(void *arg, const char *name);
 
-/* Where env_lookup(f, name) gets its value; an empty value counts as unset,
+/* Where dotenv_lookup(f, name) gets its value; an empty value counts as unset,
  * as it does for pqpool_config_from_env(). */
-env_source env_source_of(const env_file *f, const char *name);
+dotenv_source dotenv_source_of(const dotenv_file *f, const char *name);
 
 /* True when name matches [A-Za-z_][A-Za-z0-9_]* (len bytes of it). */
-bool env_name_valid(const char *name, size_t len);
+bool dotenv_name_valid(const char *name, size_t len);
 
 #endif

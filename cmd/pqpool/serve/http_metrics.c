@@ -1,10 +1,11 @@
 /* http_metrics.c — counts requests and renders the service's metrics for /metrics. */
 #include "http_metrics.h"
 
+#include "clock.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 static const int codes[HTTP_METRICS_CODES - 1] = {200, 400, 401, 404, 405,
@@ -18,8 +19,6 @@ static const double bounds_s[HTTP_METRICS_BUCKETS - 1] = {
 
 void http_metrics_init(http_metrics *m)
 {
-	struct timespec ts;
-
 	for (int r = 0; r < ROUTE_COUNT; r++) {
 		for (int c = 0; c < HTTP_METRICS_CODES; c++)
 			atomic_init(&m->requests[r][c], 0);
@@ -29,8 +28,7 @@ void http_metrics_init(http_metrics *m)
 	}
 	atomic_init(&m->connections, 0);
 	atomic_init(&m->in_flight, 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	m->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	m->started_ms = pqc_wall_ms();
 }
 
 static int code_index(int status)

@@ -1,9 +1,11 @@
-/* routes.h — the HTTP API of DESIGN §2: (method, path) → status, headers, body. */
+/* routes.h — the HTTP API (README: "The service"): (method, path) → status, headers,
+ * body. */
 #ifndef PQPOOL_CLI_ROUTES_H
 #define PQPOOL_CLI_ROUTES_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pqpool.h"
 
@@ -23,12 +25,12 @@ typedef enum route_id {
 const char *route_name(route_id r);
 
 /* Which route a path names; a query string is ignored. */
-route_id routes_match(const char *path);
+route_id route_match(const char *path);
 
 /* True when answering method path waits on the database (a health probe):
  * the HTTP layer hands those to threads of their own, so that its event
  * threads never block. */
-bool routes_blocking(const char *method, const char *path);
+bool route_blocking(const char *method, const char *path);
 
 /*
  * What the routes need from the process, behind function pointers so that
@@ -36,8 +38,9 @@ bool routes_blocking(const char *method, const char *path);
  * from the HTTP worker threads concurrently, and must be thread-safe.
  */
 typedef struct route_env {
-	/* pqpool_check_health() on the process's pool */
-	int (*check_health)(void *arg, pqpool_health *out);
+	/* pqpool_check_health_within() on the process's pool, bounded by the
+	 * request's deadline (monotonic ns; 0: the pool's own bound) */
+	int (*check_health)(void *arg, int64_t deadline_ns, pqpool_health *out);
 	/* pqpool_stats_get() on the process's pool */
 	int (*stats)(void *arg, pqpool_stats *out);
 	/* The service's own metrics in Prometheus text, appended to the
@@ -47,13 +50,13 @@ typedef struct route_env {
 	bool (*shutting_down)(void *arg);
 	void *arg;
 	/* METRICS_TOKEN (borrowed), or NULL/"" when the metrics are open: the
-	 * routes of routes_protected() then need "Authorization: Bearer" it. */
+	 * routes of route_protected() then need "Authorization: Bearer" it. */
 	const char *metrics_token;
 } route_env;
 
-#define ROUTES_JSON       "application/json"
-#define ROUTES_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
-#define ROUTES_ALLOW      "GET, HEAD"
+#define ROUTE_TYPE_JSON       "application/json"
+#define ROUTE_TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+#define ROUTE_ALLOW           "GET, HEAD"
 
 /* The answer to one request. */
 typedef struct route_reply {
@@ -70,49 +73,49 @@ typedef struct route_reply {
 
 /* True for the routes METRICS_TOKEN guards: /metrics, /api/metrics/database
  * and /api/metrics/pool. Health, /livez and /readyz stay open for probes. */
-bool routes_protected(route_id r);
+bool route_protected(route_id r);
+
+/* One request, as the routes see it. Every pointer is borrowed. */
+typedef struct route_request {
+	const char *method;
+	const char *path;          /* the request target; a query string is ignored */
+	const char *authorization; /* the Authorization header, or NULL */
+	/* the monotonic bound (ns) of a health check: what is left of
+	 * DB_CONNECTION_TIMEOUT for a request that waited in line; 0: none */
+	int64_t deadline_ns;
+} route_request;
 
 /*
- * Answers one request. method and path are borrowed; path is the request
- * target, whose query string, if any, is ignored. HEAD is answered as GET
- * (the HTTP layer leaves out the body). Every JSON body is built with
- * jansson. Always fills *out with a complete reply: when memory runs out, a
- * 500 with a static body.
+ * Answers one request. HEAD is answered as GET (the HTTP layer leaves out
+ * the body). With env->metrics_token set, a protected route asked for with
+ * GET or HEAD and without the token gets 401 {"error":"Unauthorized"} and a
+ * WWW-Authenticate challenge, before any pool call; unknown paths still get
+ * 404 and other methods 405. Every JSON body is built with jansson. Always
+ * fills *out with a complete reply: when memory runs out, a 500 with a
+ * static body.
  */
-void routes_handle(const route_env *env, const char *method, const char *path,
-                   route_reply *out);
-
-/*
- * routes_handle() for a request with this Authorization header (borrowed;
- * NULL when absent). With env->metrics_token set, a protected route asked
- * for with GET or HEAD and without the token gets 401
- * {"error":"Unauthorized"} and a WWW-Authenticate challenge, before any
- * pool call; unknown paths still get 404 and other methods 405.
- * routes_handle() is this with no header.
- */
-void routes_handle_auth(const route_env *env, const char *method, const char *path,
-                        const char *authorization, route_reply *out);
+void route_handle(const route_env *env, const route_request *rq, route_reply *out);
 
 /* The answer of GET /api/health/database for a check that returned rc and
  * filled *h (h may be NULL when rc is a failure). */
-void routes_health_reply(int rc, const pqpool_health *h, route_reply *out);
+void route_health_reply(int rc, const pqpool_health *h, route_reply *out);
 
 /* A JSON error reply {"error": message} with the given status, for answers
  * the HTTP layer gives itself (413). */
-void routes_error(int status, const char *message, route_reply *out);
+void route_error(int status, const char *message, route_reply *out);
 
 /* Frees an owned body. r may be NULL. */
 void route_reply_free(route_reply *r);
 
 /* The most of a request path that is repeated in a 404 body or a log line. */
-#define ROUTES_PATH_SHOWN_MAX 200
+#define ROUTE_PATH_SHOWN_MAX 200
 
 /*
  * Copies at most max bytes of s (stopping at a '?', when query is false)
- * into out (outlen > max + 3), as valid UTF-8: an invalid byte becomes '?',
- * and a cut adds "...". JSON encoders then escape what is left (control
- * characters), and no byte can make them refuse the string.
+ * into out (outlen >= max + PQC_SHOWN_EXTRA), as valid UTF-8: an invalid
+ * byte becomes '?', and a cut adds "...". Control characters stay: the JSON
+ * encoders escape them, and no byte left can make them refuse the string.
  */
-void routes_shown(const char *s, size_t max, bool query, char *out, size_t outlen);
+void route_shown(const char *s, size_t max, bool query, char *out, size_t outlen);
 
 #endif
