@@ -10,6 +10,8 @@ pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-de
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
 # the service's tests: JSON checks, ss to find a quiet service's port, openssl for TLS certificates
 pkgs+=(jq iproute2 openssl)
+# the man pages' check renders them with groff (groff-base has groff -man -Tutf8)
+pkgs+=(groff-base)
 # sanitizer builds and libFuzzer (make test-asan/test-tsan/fuzz), memcheck (make test-valgrind)
 pkgs+=(clang libclang-rt-14-dev valgrind)
 
