@@ -10,6 +10,8 @@ pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-de
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
 # the service's tests: JSON checks, ss to find a quiet service's port, openssl for TLS certificates
 pkgs+=(jq iproute2 openssl)
+# the man pages' check renders them with groff (groff-base has groff -man -Tutf8)
+pkgs+=(groff-base)
 # test_serve_systemd.sh: python3 plays the service manager's notify socket;
 # systemd only for systemd-analyze (verify, security) on the unit file; it
 # does not become init (systemd-sysv would), so a container is left as it was
