@@ -12,6 +12,10 @@ pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
 pkgs+=(jq iproute2 openssl)
 # the man pages' check renders them with groff (groff-base has groff -man -Tutf8)
 pkgs+=(groff-base)
+# test_serve_systemd.sh: python3 plays the service manager's notify socket;
+# systemd only for systemd-analyze (verify, security) on the unit file; it
+# does not become init (systemd-sysv would), so a container is left as it was
+pkgs+=(python3 systemd)
 # sanitizer builds and libFuzzer (make test-asan/test-tsan/fuzz), memcheck (make test-valgrind)
 pkgs+=(clang libclang-rt-14-dev valgrind)
 

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "settings.h"
 #include "setup.h"
 
@@ -59,20 +60,55 @@ static void maintain(pqpool *pool, bool *failing)
 	*failing = rc != PQPOOL_OK;
 }
 
-/* Waits for SIGTERM or SIGINT, driving upkeep once a second meanwhile. */
-static int wait_for_signal(const sigset_t *sigs, pqpool *pool)
+/*
+ * Waits for SIGTERM or SIGINT, driving upkeep once a second meanwhile and,
+ * when the service manager keeps a watchdog, sending WATCHDOG=1 every half
+ * of its period. The pings come from this loop, between upkeep calls, not
+ * from a thread of their own: they stop when the loop or the pool's lock is
+ * stuck, which is what the watchdog is there to notice.
+ */
+static int wait_for_signal(const sigset_t *sigs, pqpool *pool, notify_target *nt)
 {
-	const struct timespec second = {1, 0};
+	const int64_t upkeep_ns = 1000000000;
+	int64_t ping_ns = nt->watchdog_usec * 500; /* half, in ns; 0 = none */
+	int64_t now = pqc_now_ns(), next_upkeep = now + upkeep_ns;
+	int64_t next_ping = ping_ns ? now : INT64_MAX; /* the first at once */
 	bool failing = false;
 
 	for (;;) {
-		int sig = sigtimedwait(sigs, NULL, &second);
+		int64_t wake = next_upkeep < next_ping ? next_upkeep : next_ping;
+		int64_t wait = wake > now ? wake - now : 0;
+		struct timespec ts = {(time_t)(wait / 1000000000),
+		                      (long)(wait % 1000000000)};
+		int sig = sigtimedwait(sigs, NULL, &ts); /* a zero wait polls */
 
 		if (sig > 0)
 			return sig;
-		if (errno == EAGAIN)
+		now = pqc_now_ns();
+		if (now >= next_ping) {
+			notify_send(nt, "WATCHDOG=1");
+			next_ping = now + ping_ns;
+		}
+		if (now >= next_upkeep) {
 			maintain(pool, &failing);
+			now = pqc_now_ns();
+			next_upkeep = now + upkeep_ns;
+		}
 	}
+}
+
+/* Pool upkeep blocks this loop for up to DB_CONNECTION_TIMEOUT while the
+ * database hangs, on top of the half period between pings. */
+static void warn_watchdog(const notify_target *nt, int connection_timeout_ms)
+{
+	if (nt->watchdog_usec &&
+	    nt->watchdog_usec / 1000 <= 2 * (int64_t)connection_timeout_ms)
+		log_msg(PQPOOL_LOG_WARN,
+		        "WATCHDOG_USEC=%lld is not above twice DB_CONNECTION_TIMEOUT="
+		        "%d ms: pool upkeep waiting on a database that hangs may miss "
+		        "the watchdog (WatchdogSec= should exceed %d ms)",
+		        (long long)nt->watchdog_usec, connection_timeout_ms,
+		        2 * connection_timeout_ms);
 }
 
 /* Lets requests in flight finish, up to the deadline. Returns how many are
@@ -100,13 +136,18 @@ static int drain(http_server *srv, const sigset_t *sigs, int64_t deadline)
 	return n;
 }
 
-static int shut_down(http_server *srv, pqpool *pool, const sigset_t *sigs, int sig,
-                     int timeout_ms)
+static int shut_down(http_server *srv, pqpool *pool, notify_target *nt,
+                     const sigset_t *sigs, int sig, int timeout_ms)
 {
 	int64_t t0 = now_ms(), deadline = t0 + timeout_ms, left;
 	uint64_t done0 = http_completed(srv);
 	int n, rc;
+	char status[128];
 
+	snprintf(status, sizeof(status),
+	         "STOPPING=1\nSTATUS=draining %d request(s) in flight",
+	         http_in_flight(srv));
+	notify_send(nt, status);
 	log_msg(PQPOOL_LOG_INFO,
 	        "received %s: no new connections, draining %d request(s) in flight "
 	        "(SHUTDOWN_TIMEOUT=%d ms)",
@@ -136,7 +177,10 @@ static int shut_down(http_server *srv, pqpool *pool, const sigset_t *sigs, int s
 	return CLI_EXIT_OK;
 }
 
-static void log_listening(const setup_ctx *s, const serve_settings *ss, http_server *srv)
+/* The startup line, then READY=1 for the service manager: the pool is open
+ * and the port bound and listening, so a client may connect from now on. */
+static void log_listening(const setup_ctx *s, const serve_settings *ss, http_server *srv,
+                          notify_target *nt)
 {
 	char url[96], *db = setup_masked_url(s->cfg.conninfo);
 	char msg[512];
@@ -154,6 +198,8 @@ static void log_listening(const setup_ctx *s, const serve_settings *ss, http_ser
 	log_event(PQPOOL_LOG_INFO, msg, fields);
 	json_decref(fields);
 	free(db);
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=listening on %s", url);
+	notify_send(nt, msg);
 }
 
 static int run_serve(const cli_args *args)
@@ -163,6 +209,7 @@ static int run_serve(const cli_args *args)
 	pqpool *pool = NULL;
 	http_server *srv = NULL;
 	http_options ho;
+	notify_target nt;
 	sigset_t sigs;
 	char err[512];
 	int rc, sig;
@@ -180,6 +227,8 @@ static int run_serve(const cli_args *args)
 	}
 	raise_fd_limit(&ss, s.cfg.pool_max);
 	setup_warn_tls(&s);
+	notify_open(&nt);
+	warn_watchdog(&nt, s.cfg.connection_timeout_ms);
 
 	/* Not fail-fast unless DB_FAIL_FAST says so: the service starts with the
 	 * database down, reports it unhealthy, and recovers when it answers. */
@@ -187,6 +236,7 @@ static int run_serve(const cli_args *args)
 	if (rc != PQPOOL_OK) {
 		log_msg(PQPOOL_LOG_ERROR, "%s",
 		        *pqpool_errmsg() ? pqpool_errmsg() : pqpool_status_text(rc));
+		notify_close(&nt);
 		setup_free(&s);
 		return CLI_EXIT_FAIL;
 	}
@@ -220,13 +270,15 @@ static int run_serve(const cli_args *args)
 		                 sizeof(url));
 		log_msg(PQPOOL_LOG_ERROR, "%s: %s", url, err);
 		pqpool_close(pool, 0);
+		notify_close(&nt);
 		setup_free(&s);
 		return CLI_EXIT_FAIL;
 	}
-	log_listening(&s, &ss, srv);
+	log_listening(&s, &ss, srv, &nt);
 
-	sig = wait_for_signal(&sigs, pool);
-	rc = shut_down(srv, pool, &sigs, sig, ss.shutdown_timeout_ms);
+	sig = wait_for_signal(&sigs, pool, &nt);
+	rc = shut_down(srv, pool, &nt, &sigs, sig, ss.shutdown_timeout_ms);
+	notify_close(&nt);
 	setup_free(&s);
 	return rc;
 }
@@ -277,6 +329,11 @@ const cli_command serve_command = {
                 "SHUTDOWN_TIMEOUT), close the pool, exit 0; a second signal exits at "
                 "once\n"
                 "with status 1. Exits 1 when it cannot start (the port is taken; the\n"
-                "database is down and DB_FAIL_FAST=true), 2 for a bad option or setting.",
+                "database is down and DB_FAIL_FAST=true), 2 for a bad option or "
+                "setting.\n"
+                "\n"
+                "Under systemd (Type=notify; NOTIFY_SOCKET, WATCHDOG_USEC set by it):\n"
+                "READY=1 once listening, STOPPING=1 when the drain starts, WATCHDOG=1\n"
+                "every half of WATCHDOG_USEC. No reload: SIGHUP is not handled.",
         .run = run_serve,
 };
