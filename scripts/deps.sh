@@ -10,6 +10,9 @@ pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-de
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
 # the service's tests: JSON checks, ss to find a quiet service's port, openssl for TLS certificates
 pkgs+=(jq iproute2 openssl)
+# the status page's test: a real headless browser, a font for it to draw text
+# with (fonts are only recommended by chromium), python3 to read its screenshot
+pkgs+=(chromium fonts-dejavu-core python3)
 # sanitizer builds and libFuzzer (make test-asan/test-tsan/fuzz), memcheck (make test-valgrind)
 pkgs+=(clang libclang-rt-14-dev valgrind)
 
