@@ -7,8 +7,9 @@
 # are not blank in light and dark mode, and with METRICS_TOKEN: health shown,
 # the token form instead of the figures, and no more than one refused round.
 #
-# PQPOOL_PAGE_SCREENSHOT=<file.png>: also keep the light screenshot there
-# (docs/status-page.png is made that way).
+# PQPOOL_PAGE_SCREENSHOT=<file.png>: also take a screenshot there, of 5
+# minutes of polling while wrk loads the health route (docs/status-page.png
+# is made that way).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/serve_lib.sh"
 
@@ -29,6 +30,7 @@ page_src=${PQPOOL_SRC:?set PQPOOL_SRC to the source tree}/cmd/pqpool/serve/page.
 BUDGET_MS=20000
 BROWSER_S=60
 browser_pid=""
+load_pid=""
 
 # Chromium runs in a session of its own: its group (renderers, zygote,
 # crash handler) ends with it, by that id.
@@ -38,6 +40,7 @@ browser_kill() {
 }
 page_cleanup() {
 	browser_kill
+	[ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
 	serve_cleanup
 }
 trap page_cleanup EXIT
@@ -54,7 +57,7 @@ browse() {
 		setsid timeout -k 5 "$BROWSER_S" chromium --headless --no-sandbox --disable-gpu \
 		--disable-dev-shm-usage --no-first-run --no-default-browser-check \
 		--disable-extensions --disable-background-networking --disable-component-update \
-		--disable-sync --user-data-dir="$profile" --window-size=1280,1100 \
+		--disable-sync --user-data-dir="$profile" --window-size=1280,900 \
 		--hide-scrollbars --virtual-time-budget="$BUDGET_MS" "$@" "$BASE/" \
 		>"$out" 2>"$tmp/chromium.log" </dev/null &
 	browser_pid=$!
@@ -305,15 +308,26 @@ expect_le "queries run for the page: no more than its health checks" $((h1 - h0)
 browse "$tmp/shot.out" --screenshot="$tmp/light.png"
 expect_eq "chromium --screenshot: exit status" 0 "$BROWSER_RC"
 read -r w h ncolors light_bg < <(png_check "$tmp/light.png" 2>/dev/null) || true
-expect_eq "screenshot: the window's size" "1280 1100" "${w:-?} ${h:-?}"
+expect_eq "screenshot: the window's size" "1280 900" "${w:-?} ${h:-?}"
 expect_ge "screenshot: not blank (100 colors or more)" 100 "${ncolors:-0}"
 expect_ge "screenshot: a light background by default" 200 "${light_bg:-0}"
-[ -n "${PQPOOL_PAGE_SCREENSHOT:-}" ] && cp "$tmp/light.png" "$PQPOOL_PAGE_SCREENSHOT"
 
 browse "$tmp/shot.out" --screenshot="$tmp/dark.png" --force-dark-mode
 read -r w h ncolors dark_bg < <(png_check "$tmp/dark.png" 2>/dev/null) || true
 expect_ge "dark screenshot: not blank" 100 "${ncolors:-0}"
 expect_le "prefers-color-scheme: dark gives a dark background" 55 "${dark_bg:-255}"
+
+if [ -n "${PQPOOL_PAGE_SCREENSHOT:-}" ]; then
+	wrk -t1 -c8 -d60s "$BASE/api/health/database" >/dev/null 2>&1 &
+	load_pid=$!
+	sleep 3
+	BUDGET_MS=300000 browse "$tmp/shot.out" --screenshot="$PQPOOL_PAGE_SCREENSHOT"
+	kill "$load_pid" 2>/dev/null
+	wait "$load_pid" 2>/dev/null
+	load_pid=""
+	read -r w h ncolors light_bg < <(png_check "$PQPOOL_PAGE_SCREENSHOT" 2>/dev/null) || true
+	expect_ge "the screenshot for $PQPOOL_PAGE_SCREENSHOT: not blank" 100 "${ncolors:-0}"
+fi
 
 # ---- with METRICS_TOKEN ------------------------------------------------------------
 
