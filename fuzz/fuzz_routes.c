@@ -6,7 +6,8 @@
  * also sets METRICS_TOKEN, and 401 must come exactly when it should. Checks every reply:
  * a body of body_len bytes; JSON bodies parse; the route is route_match()'s; 405 has
  * Allow; a 404 repeats the path as route_shown() gives it; route_blocking() agrees with
- * the route; route_shown() gives valid UTF-8 within its bound.
+ * the route; only the page (GET or HEAD /, token or not) is HTML, with a CSP;
+ * route_shown() gives valid UTF-8 within its bound.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -109,9 +110,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			               shown) != 0);
 		}
 		json_decref(j);
+	} else if (strcmp(r.content_type, ROUTE_TYPE_HTML) == 0) {
+		/* the page: open whatever the token, its bytes, its policy */
+		trap_if(r.route != ROUTE_PAGE || r.status != 200 || !get);
+		trap_if(r.body_owned || r.csp == NULL);
 	} else {
 		trap_if(r.route != ROUTE_PROMETHEUS || r.status != 200);
 	}
+	trap_if((r.csp != NULL) != (r.route == ROUTE_PAGE && r.status == 200));
 	route_reply_free(&r);
 
 	check_shown(path, size % 70, size & 1);

@@ -16,6 +16,9 @@ pkgs+=(groff-base)
 # systemd only for systemd-analyze (verify, security) on the unit file; it
 # does not become init (systemd-sysv would), so a container is left as it was
 pkgs+=(python3 systemd)
+# the status page's test: a real headless browser, a font for it to draw text
+# with (fonts are only recommended by chromium), python3 to read its screenshot
+pkgs+=(chromium fonts-dejavu-core python3)
 # sanitizer builds and libFuzzer (make test-asan/test-tsan/fuzz), memcheck (make test-valgrind)
 pkgs+=(clang libclang-rt-14-dev valgrind)
 

@@ -69,6 +69,7 @@ case "$svc_host" in *:*) svc_host="[$svc_host]" ;; esac # IPv6
 where="http://${svc_host:-127.0.0.1}:${svc_port:-3000}"
 say "starting pqpool serve; point a browser or curl at:"
 [ "${svc_port:-3000}" = 0 ] && say "(PORT=0: the kernel picks the port; the 'listening on' line shows it)"
+say "  $where/  (the status page)"
 say "  $where/api/health/database"
 say "  $where/api/metrics/database"
 say "  $where/metrics  (Prometheus)   $where/livez   $where/readyz"

@@ -182,7 +182,10 @@ static void test_match(void **state)
 	        {"livez", ROUTE_OTHER},
 	        {"/api/health", ROUTE_OTHER},
 	        {"/api/health/database/", ROUTE_OTHER},
-	        {"/", ROUTE_OTHER},
+	        {"/", ROUTE_PAGE},
+	        {"/?refresh=1", ROUTE_PAGE},
+	        {"//", ROUTE_OTHER},
+	        {"/index.html", ROUTE_OTHER},
 	        {"", ROUTE_OTHER},
 	        {"?/livez", ROUTE_OTHER},
 	};
@@ -194,6 +197,7 @@ static void test_match(void **state)
 			         route_match(cases[i].path), cases[i].want);
 	}
 	assert_string_equal(route_name(ROUTE_HEALTH), "/api/health/database");
+	assert_string_equal(route_name(ROUTE_PAGE), "/");
 	assert_string_equal(route_name(ROUTE_OTHER), "other");
 	assert_string_equal(route_name((route_id)99), "other");
 }
@@ -215,6 +219,88 @@ static void test_livez(void **state)
 	route_reply_free(&r);
 	/* no database call */
 	assert_int_equal(F.health_calls + F.stats_calls, 0);
+}
+
+/* True when every src="..." and href="..." of the page names this
+ * service (a path) or is a data: URL: no CDN, font or script from elsewhere. */
+static bool page_refs_local(const char *html)
+{
+	static const char *attrs[] = {"src=\"", "href=\"", "src='", "href='"};
+
+	for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		for (const char *p = strstr(html, attrs[i]); p;
+		     p = strstr(p + 1, attrs[i])) {
+			const char *v = p + strlen(attrs[i]);
+
+			if (!((v[0] == '/' && v[1] != '/') ||
+			      strncmp(v, "data:", 5) == 0))
+				return false;
+		}
+	}
+	return strstr(html, "@import") == NULL && strstr(html, "url(") == NULL;
+}
+
+static void test_page(void **state)
+{
+	static const char *methods[] = {"GET", "HEAD"};
+	route_reply r;
+
+	(void)state;
+	for (size_t m = 0; m < 2; m++) {
+		ask(methods[m], "/", &r);
+		assert_int_equal(r.status, 200);
+		assert_int_equal(r.route, ROUTE_PAGE);
+		assert_string_equal(r.content_type, "text/html; charset=utf-8");
+		/* the bytes built in, whole: static, never copied */
+		assert_false(r.body_owned);
+		assert_ptr_equal(r.body, (const char *)page_html);
+		assert_int_equal(r.body_len, page_html_len);
+		assert_true(strncmp(r.body, "<!doctype html>", 15) == 0);
+		assert_non_null(strstr(r.body, "</html>"));
+		assert_null(r.allow);
+		assert_null(r.www_authenticate);
+		/* only its own inline script and style, by hash */
+		assert_ptr_equal(r.csp, page_csp);
+		assert_true(matches(
+		        "^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/]{43}='; "
+		        "style-src 'sha256-[A-Za-z0-9+/]{43}='; connect-src 'self'; ",
+		        r.csp));
+		assert_non_null(strstr(r.csp, "frame-ancestors 'none'"));
+		assert_null(strstr(r.csp, "unsafe"));
+		route_reply_free(&r);
+	}
+	/* one inline script and one inline style, as the hashes assume */
+	assert_non_null(strstr((const char *)page_html, "<script>"));
+	assert_null(strstr(strstr((const char *)page_html, "<script") + 1, "<script"));
+	assert_null(strstr(strstr((const char *)page_html, "<style") + 1, "<style"));
+	assert_true(page_refs_local((const char *)page_html));
+	assert_false(page_refs_local("<img src=\"https://cdn.example/x.png\">"));
+	assert_false(page_refs_local("<link href=\"//cdn.example/x.css\">"));
+	assert_false(page_refs_local("<style>@import 'x.css';</style>"));
+	/* the page is a static body: serving it asks nothing of the pool */
+	assert_int_equal(F.health_calls + F.stats_calls + F.service_calls, 0);
+	assert_false(route_blocking("GET", "/"));
+
+	/* other methods: 405, the same JSON as every route */
+	ask("POST", "/", &r);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(r.allow, "GET, HEAD");
+	assert_null(r.csp);
+	json_decref(json_of(&r));
+	route_reply_free(&r);
+
+	/* the page is open with METRICS_TOKEN set: it asks for the token itself */
+	E.metrics_token = "0123456789abcdef-T0KEN_~+/==";
+	ask("GET", "/", &r);
+	assert_int_equal(r.status, 200);
+	assert_null(r.www_authenticate);
+	route_reply_free(&r);
+	ask("GET", "/?x=1", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.route, ROUTE_PAGE);
+	route_reply_free(&r);
+	assert_int_equal(F.health_calls + F.stats_calls + F.service_calls, 0);
+	assert_false(route_protected(ROUTE_PAGE));
 }
 
 static void test_health(void **state)
@@ -481,7 +567,8 @@ static void test_method_not_allowed(void **state)
 	                              "/metrics",
 	                              "/livez",
 	                              "/readyz",
-	                              "/livez?x=1"};
+	                              "/livez?x=1",
+	                              "/"};
 
 	(void)state;
 	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
@@ -513,7 +600,8 @@ static void test_head(void **state)
 	                              "/metrics",
 	                              "/livez",
 	                              "/readyz",
-	                              "/nope"};
+	                              "/nope",
+	                              "/"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -524,6 +612,8 @@ static void test_head(void **state)
 		assert_int_equal(h.status, g.status);
 		assert_string_equal(h.content_type, g.content_type);
 		assert_int_equal(h.route, g.route);
+		assert_int_equal(h.body_len, g.body_len);
+		assert_true((h.csp == NULL) == (g.csp == NULL));
 		assert_null(h.allow);
 		route_reply_free(&g);
 		route_reply_free(&h);
@@ -665,7 +755,8 @@ static void test_alloc_failures(void **state)
 	                              "/metrics",
 	                              "/livez",
 	                              "/readyz",
-	                              "/nope\"x"};
+	                              "/nope\"x",
+	                              "/"};
 
 	(void)state;
 	json_set_alloc_funcs(fi_malloc, fi_free);
@@ -724,6 +815,7 @@ static void test_http_metrics(void **state)
 	http_metrics_observe(&m, ROUTE_LIVEZ, 200, 50000);       /* 50 µs */
 	http_metrics_observe(&m, ROUTE_LIVEZ, 200, 300000);      /* 300 µs */
 	http_metrics_observe(&m, ROUTE_HEALTH, 503, 2000000);    /* 2 ms */
+	http_metrics_observe(&m, ROUTE_PAGE, 200, 80000);        /* 80 µs */
 	http_metrics_observe(&m, ROUTE_OTHER, 418, 20000000000); /* 20 s */
 	http_metrics_observe(&m, (route_id)42, 200, -5); /* a bad route, a clock step */
 	atomic_store(&m.connections, 3);
@@ -733,6 +825,8 @@ static void test_http_metrics(void **state)
 	        text, "pqpool_http_requests_total{route=\"/livez\",code=\"200\"} 2\n"));
 	assert_non_null(strstr(text, "pqpool_http_requests_total{route=\"/api/health/"
 	                             "database\",code=\"503\"} 1\n"));
+	assert_non_null(
+	        strstr(text, "pqpool_http_requests_total{route=\"/\",code=\"200\"} 1\n"));
 	assert_non_null(strstr(
 	        text, "pqpool_http_requests_total{route=\"other\",code=\"other\"} 1\n"));
 	assert_non_null(strstr(
@@ -1067,6 +1161,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup(test_match, setup),
 	        cmocka_unit_test_setup(test_livez, setup),
+	        cmocka_unit_test_setup(test_page, setup),
 	        cmocka_unit_test_setup(test_health, setup),
 	        cmocka_unit_test_setup(test_health_check_fails, setup),
 	        cmocka_unit_test_setup(test_health_deadline, setup),

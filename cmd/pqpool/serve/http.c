@@ -124,6 +124,9 @@ static enum MHD_Result queue(http_server *s, struct MHD_Connection *conn, reques
 	if (rep->www_authenticate)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        rep->www_authenticate);
+	if (rep->csp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY,
+		                        rep->csp);
 	/* during a drain, keep-alive clients should reconnect elsewhere */
 	if (atomic_load(&s->closing) || rep->status == MHD_HTTP_CONTENT_TOO_LARGE)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");

@@ -3,6 +3,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "page.h"
 #include "utf8.h"
 
 #include <jansson.h>
@@ -24,6 +25,7 @@ static const char *const route_paths[ROUTE_COUNT] = {
         [ROUTE_PROMETHEUS] = "/metrics",
         [ROUTE_LIVEZ] = "/livez",
         [ROUTE_READYZ] = "/readyz",
+        [ROUTE_PAGE] = "/",
         [ROUTE_OTHER] = "other",
 };
 
@@ -201,6 +203,18 @@ static void readyz(const route_env *env, int64_t deadline_ns, route_reply *out)
 	reply_json(out, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* The same bytes for every view: the figures come from the page's own
+ * requests to the routes above, so a view costs the pool nothing. */
+static void page(route_reply *out)
+{
+	out->status = 200;
+	out->content_type = ROUTE_TYPE_HTML;
+	out->body = (char *)page_html;
+	out->body_len = page_html_len;
+	out->body_owned = false;
+	out->csp = page_csp;
+}
+
 static void not_found(const char *path, route_reply *out)
 {
 	char shown[ROUTE_PATH_SHOWN_MAX + 4];
@@ -267,6 +281,9 @@ void route_handle(const route_env *env, const route_request *rq, route_reply *ou
 		break;
 	case ROUTE_READYZ:
 		readyz(env, rq->deadline_ns, out);
+		break;
+	case ROUTE_PAGE:
+		page(out);
 		break;
 	case ROUTE_OTHER:
 	case ROUTE_COUNT:

@@ -17,6 +17,7 @@ typedef enum route_id {
 	ROUTE_PROMETHEUS, /* GET /metrics */
 	ROUTE_LIVEZ,      /* GET /livez */
 	ROUTE_READYZ,     /* GET /readyz */
+	ROUTE_PAGE,       /* GET /: the status page, a static body (page.html) */
 	ROUTE_OTHER,      /* any other path: 404 */
 	ROUTE_COUNT
 } route_id;
@@ -56,6 +57,7 @@ typedef struct route_env {
 
 #define ROUTE_TYPE_JSON       "application/json"
 #define ROUTE_TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+#define ROUTE_TYPE_HTML       "text/html; charset=utf-8"
 #define ROUTE_ALLOW           "GET, HEAD"
 
 /* The answer to one request. */
@@ -69,10 +71,13 @@ typedef struct route_reply {
 	const char *allow; /* value of an Allow header, or NULL; static */
 	/* value of a WWW-Authenticate header (401), or NULL; static */
 	const char *www_authenticate;
+	/* value of a Content-Security-Policy header (the page), or NULL; static */
+	const char *csp;
 } route_reply;
 
 /* True for the routes METRICS_TOKEN guards: /metrics, /api/metrics/database
- * and /api/metrics/pool. Health, /livez and /readyz stay open for probes. */
+ * and /api/metrics/pool. Health, /livez and /readyz stay open for probes, and
+ * the page (it holds no figure: it asks the others, with the token). */
 bool route_protected(route_id r);
 
 /* One request, as the routes see it. Every pointer is borrowed. */
@@ -90,7 +95,9 @@ typedef struct route_request {
  * the body). With env->metrics_token set, a protected route asked for with
  * GET or HEAD and without the token gets 401 {"error":"Unauthorized"} and a
  * WWW-Authenticate challenge, before any pool call; unknown paths still get
- * 404 and other methods 405. Every JSON body is built with jansson. Always
+ * 404 and other methods 405. GET / is the status page: a static body with
+ * its Content-Security-Policy, and no call on env. Every JSON body is built
+ * with jansson. Always
  * fills *out with a complete reply: when memory runs out, a 500 with a
  * static body.
  */
