@@ -152,6 +152,13 @@ typedef struct pqpool_config {
 	               * and reuse it; false for PgBouncer transaction
 	               * pooling without prepared statement support */
 
+	bool pipeline;      /* DB_PIPELINE, true: concurrent pqpool_query calls
+	                     * of pipelinable statements share a connection's
+	                     * round trips (README: "Pipelining"); false: one
+	                     * statement per connection at a time */
+	int pipeline_depth; /* DB_PIPELINE_DEPTH, 16; 1..1024: statements one
+	                     * connection carries at once */
+
 	bool fail_fast; /* pqpool_open fails if the database cannot be
 	                 * reached; default false: open succeeds with an
 	                 * empty pool that fills once it answers */
@@ -351,7 +358,8 @@ PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
 /* ------------------------------------------------------------------ */
 
 /* Flags for pqpool_query(). */
-#define PQPOOL_IDEMPOTENT 0x1 /* safe to run again if the outcome is unknown */
+#define PQPOOL_IDEMPOTENT 0x1   /* safe to run again if the outcome is unknown */
+#define PQPOOL_NO_PIPELINE 0x2  /* run alone on its connection, never pipelined */
 
 /*
  * The specification's pool.query(sql, params): acquires a lease, runs the
@@ -364,6 +372,12 @@ PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
  * connections busy: retrying would only add load). Attempts, backoffs and
  * the queries themselves all end by retry_deadline_ms. The final message
  * reads "database query failed after N attempts: <last error>".
+ * With cfg.pipeline (DB_PIPELINE, the default), a statement starting with
+ * SELECT, WITH, VALUES, TABLE, INSERT, UPDATE or DELETE may share its
+ * connection's round trips with other callers' (README: "Pipelining"): it
+ * commits with the statements of its group, its result is delivered once
+ * the group committed, and it is sent again if another statement of the
+ * group fails. PQPOOL_NO_PIPELINE keeps it alone on its connection.
  * Thread-safe. Blocking.
  * On PQPOOL_OK, *res (if not NULL) is owned: PQclear() it.
  */

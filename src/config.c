@@ -36,6 +36,8 @@ void pqpool_config_init(pqpool_config *cfg)
 	cfg->health_slow_ms = 1000;
 	cfg->health_share = true;
 	cfg->prepare = true;
+	cfg->pipeline = true;
+	cfg->pipeline_depth = 16;
 	cfg->fail_fast = false;
 }
 
@@ -100,6 +102,8 @@ static const field fields[] = {
         FIELD("DB_HEALTH_SLOW", health_slow_ms, F_INT, 1, INT_MAX),
         FIELD("DB_HEALTH_SHARE", health_share, F_BOOL, 0, 0),
         FIELD("DB_PREPARED_STATEMENTS", prepare, F_BOOL, 0, 0),
+        FIELD("DB_PIPELINE", pipeline, F_BOOL, 0, 0),
+        FIELD("DB_PIPELINE_DEPTH", pipeline_depth, F_INT, 1, 1024),
         FIELD("DB_FAIL_FAST", fail_fast, F_BOOL, 0, 0),
         FIELD(NULL, validate_after_ms, F_INT, 0, INT_MAX),
 };

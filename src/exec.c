@@ -14,7 +14,7 @@
 
 /* Asks the server to cancel the slot's running query, spending at most until
  * deadline_ns on reaching it. */
-static void cancel_query(pqpool__slot *s, int64_t deadline_ns)
+void pqpool__cancel_query(pqpool__slot *s, int64_t deadline_ns)
 {
 	pqpool__canceller *c = pqpool__take_canceller(s);
 	char err[256];
@@ -74,7 +74,7 @@ int pqpool__wait_result(pqpool__slot *s, int64_t deadline_ns, int grace_ms,
 				}
 				cancelled = true;
 				deadline_ns = pqc_now_ns() + (int64_t)grace_ms * 1000000;
-				cancel_query(s, deadline_ns);
+				pqpool__cancel_query(s, deadline_ns);
 				continue;
 			}
 			if (w < 0 || !PQconsumeInput(pg))

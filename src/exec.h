@@ -23,6 +23,10 @@ int pqpool__exec(pqpool__slot *s, const char *sql, int nparams, const char *cons
 int pqpool__wait_result(pqpool__slot *s, int64_t deadline_ns, int grace_ms,
                         PGresult **res, const char *what);
 
+/* Asks the server to cancel the slot's running query, spending at most until
+ * deadline_ns on reaching it; a failure is logged. */
+void pqpool__cancel_query(pqpool__slot *s, int64_t deadline_ns);
+
 /* Marks the connection broken and fails with ECONNLOST and libpq's reason. */
 int pqpool__conn_lost(pqpool__slot *s, const char *what, const char *sqlstate);
 

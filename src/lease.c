@@ -156,7 +156,7 @@ static int wait_locked(struct pqpool *p, pqpool__waiter *w, int64_t t0, int64_t 
 
 static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline,
                         pqpool__slot **out, const char *file, int line,
-                        pqpool__grant_fn then, void *arg, bool *taken)
+                        pqpool__grant_fn then, void *arg, bool *taken, bool queue)
 {
 	int kind = PQPOOL__GRANT_NONE, why;
 	pqpool__slot *s = NULL;
@@ -171,6 +171,11 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline,
 			kind = PQPOOL__GRANT_SLOT;
 		else if ((s = pqpool__claim_empty_locked(p)) != NULL)
 			kind = PQPOOL__GRANT_CAPACITY;
+	}
+	if (kind == PQPOOL__GRANT_NONE && !queue) {
+		pthread_mutex_unlock(&p->mu);
+		return pqpool__fail(PQPOOL_EAGAIN,
+		                    "acquire: no connection free right now");
 	}
 	if (kind == PQPOOL__GRANT_NONE) {
 		pqpool__waiter w;
@@ -225,12 +230,12 @@ static bool acquire_fast(struct pqpool *p, pqpool__slot **out, const char *file,
  * opening pins for itself. */
 static int acquire_rest(struct pqpool *p, pqpool__slot *s, int why, int64_t t0,
                         int64_t deadline, pqpool__slot **out, const char *file, int line,
-                        pqpool__grant_fn then, void *arg, bool *taken)
+                        pqpool__grant_fn then, void *arg, bool *taken, bool queue)
 {
 	*taken = false;
 	if (s)
 		return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
-	return acquire_slow(p, t0, deadline, out, file, line, then, arg, taken);
+	return acquire_slow(p, t0, deadline, out, file, line, then, arg, taken, queue);
 }
 
 static int acquire(struct pqpool *p, int64_t deadline, pqpool__slot **out,
@@ -244,7 +249,20 @@ static int acquire(struct pqpool *p, int64_t deadline, pqpool__slot **out,
 	if (acquire_fast(p, out, file, line, &s, &why))
 		return PQPOOL_OK;
 	return acquire_rest(p, s, why, pqc_now_ns(), deadline, out, file, line, then, arg,
-	                    taken);
+	                    taken, true);
+}
+
+int pqpool__acquire_unqueued(struct pqpool *p, int64_t deadline_ns, pqpool__slot **out,
+                             const char *file, int line)
+{
+	pqpool__slot *s;
+	int why = -1;
+	bool taken;
+	*out = NULL;
+	if (acquire_fast(p, out, file, line, &s, &why))
+		return PQPOOL_OK;
+	return acquire_rest(p, s, why, pqc_now_ns(), deadline_ns, out, file, line, NULL,
+	                    NULL, &taken, false);
 }
 
 int pqpool__acquire_then(struct pqpool *p, int64_t deadline_ns, pqpool__grant_fn then,
@@ -292,7 +310,7 @@ int pqpool_acquire_loc(pqpool *pool, int timeout_ms, pqpool_conn **out, const ch
 			timeout_ms = pool->ctx.cfg.connection_timeout_ms;
 		st = acquire_rest(pool, unfit, why, t0,
 		                  t0 + (int64_t)timeout_ms * 1000000, &s, file, line,
-		                  NULL, NULL, &taken);
+		                  NULL, NULL, &taken, true);
 	}
 	if (st == PQPOOL_OK)
 		*out = &s->lease;

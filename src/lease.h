@@ -23,6 +23,11 @@ int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool__slot **
 int pqpool__acquire_then(struct pqpool *p, int64_t deadline_ns, pqpool__grant_fn then,
                          void *arg, pqpool__slot **out, bool *taken);
 
+/* Takes an idle slot, or opens one into free capacity, but never queues:
+ * PQPOOL_EAGAIN when it would have to wait (or others already wait). */
+int pqpool__acquire_unqueued(struct pqpool *p, int64_t deadline_ns, pqpool__slot **out,
+                             const char *file, int line);
+
 /* Takes an idle connection if one is free right now (never waits, never
  * connects), else PQPOOL_EAGAIN. */
 int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, int line);

@@ -52,6 +52,8 @@ void pqpool__pool_free(struct pqpool *p)
 	free(p->health_query);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->drained);
+	for (int i = 0; i < p->nslots; i++)
+		pthread_mutex_destroy(&p->slots[i].pipe.mu);
 	free(p->slots);
 	free(p);
 }

@@ -55,6 +55,7 @@ static int pool_new(const pqpool_config *cfg, struct pqpool **out)
 		p->slots[i].ctx = &p->ctx;
 		p->slots[i].link.fd_dup = -1;
 		atomic_init(&p->slots[i].state, PQPOOL__SLOT_EMPTY);
+		pthread_mutex_init(&p->slots[i].pipe.mu, NULL);
 	}
 	p->id = atomic_fetch_add(&next_pool_id, 1);
 	p->started_wall_ms = pqc_wall_ms();

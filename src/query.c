@@ -5,10 +5,12 @@
  * instead of twice. */
 #include "pqpool.h"
 
+#include "classify.h"
 #include "clock.h"
 #include "error.h"
 #include "exec.h"
 #include "lease.h"
+#include "pipe.h"
 #include "pool.h"
 #include "retry.h"
 
@@ -38,14 +40,54 @@ static bool send_on_grant(pqpool__waiter *w, pqpool__slot *s, void *arg)
 	return true;
 }
 
+/* Whether qa may share a connection with other callers' statements. */
+static bool pipelined(struct pqpool *p, const struct query_arg *qa)
+{
+	/* libpq refuses more parameters than the protocol counts */
+	return p->ctx.cfg.pipeline && !(qa->flags & PQPOOL_NO_PIPELINE) &&
+	       qa->q.nparams <= 65535 && pqpool__pipelinable(qa->q.sql);
+}
+
+/* An attempt in a pipeline; *alone when it must run unpipelined instead. */
+static int pipe_attempt(struct pqpool *p, struct query_arg *qa, int64_t deadline,
+                        pqpool__attempt *a, bool *alone)
+{
+	int qt = p->ctx.cfg.query_timeout_ms, outcome, st;
+	int64_t qdeadline = qt > 0 ? pqc_now_ns() + (int64_t)qt * 1000000 : INT64_MAX;
+
+	if (deadline && deadline < qdeadline)
+		qdeadline = deadline;
+	st = pqpool__pipe_query(p, &qa->q, pqpool__acquire_deadline(p, deadline),
+	                        qdeadline, qa->res, &outcome);
+	*alone = outcome == PQPOOL__PIPE_ALONE;
+	if (*alone || st == PQPOOL_OK)
+		return st;
+	pqpool__attempt_failed(a, st);
+	if (outcome == PQPOOL__PIPE_UNSENT)
+		a->retryable = st == PQPOOL_ECONNECT;
+	else /* sent: it may have taken effect before the failure */
+		a->retryable = (qa->flags & PQPOOL_IDEMPOTENT) &&
+		               (st == PQPOOL_ECONNLOST ||
+		                pqpool_sqlstate_retryable(a->sqlstate));
+	a->status = st;
+	return st;
+}
+
 static int query_attempt(struct pqpool *p, void *arg, int64_t deadline,
                          pqpool__attempt *a)
 {
 	struct query_arg *qa = arg;
 	pqpool__slot *s;
-	bool taken;
-	int st = pqpool__acquire_then(p, pqpool__acquire_deadline(p, deadline),
-	                              send_on_grant, qa, &s, &taken);
+	bool taken, alone = false;
+	int st;
+
+	if (pipelined(p, qa)) {
+		st = pipe_attempt(p, qa, deadline, a, &alone);
+		if (!alone)
+			return st;
+	}
+	st = pqpool__acquire_then(p, pqpool__acquire_deadline(p, deadline), send_on_grant,
+	                          qa, &s, &taken);
 	if (st != PQPOOL_OK) {
 		/* nothing was sent: safe to retry, worth it when the database could
 		 * not be reached, not when the pool is saturated or closed */

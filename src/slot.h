@@ -5,6 +5,7 @@
 #define PQPOOL_SLOT_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -96,6 +97,25 @@ struct pqpool_probe {
 	struct pqpool_inflight q;
 };
 
+/* The slot as a pipeline (pipe.c): one-shot queries of several callers
+ * sharing its connection's round trips. The entries are pipe.c's. */
+struct pqpool__pentry;
+typedef struct pqpool__pipe {
+	pthread_mutex_t mu;
+	struct pqpool__pentry *pend, *pend_tail;     /* joined, not sent yet */
+	struct pqpool__pentry *flight, *flight_tail; /* sent, in order */
+	struct pqpool__pentry *cur; /* the entry whose results come next */
+	bool active;   /* the slot is a pipeline (it holds the lease) */
+	bool closing;  /* takes no more entries: it drains, then is released */
+	bool reading;  /* a caller holds the reader's role */
+	bool awaiting_sync; /* cur's group is read: its Sync comes next */
+	bool cancel_sent;   /* a cancel request went out for the batch in flight */
+	/* for joiners' scan without the lock */
+	_Atomic bool open;        /* active and not closing */
+	_Atomic int load;         /* entries joined and not yet freed */
+	_Atomic int64_t sent_ns;  /* when the batch in flight was sent; 0: none */
+} pqpool__pipe;
+
 typedef struct pqpool__slot {
 	_Atomic int state;
 	int index;
@@ -108,6 +128,7 @@ typedef struct pqpool__slot {
 		struct pqpool_probe probe;
 	} async;
 	pqpool__qstats q;
+	pqpool__pipe pipe;
 } __attribute__((aligned(PQPOOL__CACHELINE))) pqpool__slot;
 
 #define PQPOOL__SLOT_OF(ptr, member)                                                     \

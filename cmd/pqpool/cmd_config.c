@@ -130,6 +130,8 @@ static json_t *collect(const setup_ctx *s, const serve_settings *ss)
 	add(rows, env, "DB_HEALTH_SLOW", json_integer(c->health_slow_ms), NULL);
 	add(rows, env, "DB_HEALTH_SHARE", json_boolean(c->health_share), NULL);
 	add(rows, env, "DB_PREPARED_STATEMENTS", json_boolean(c->prepare), NULL);
+	add(rows, env, "DB_PIPELINE", json_boolean(c->pipeline), NULL);
+	add(rows, env, "DB_PIPELINE_DEPTH", json_integer(c->pipeline_depth), NULL);
 	add(rows, env, "DB_FAIL_FAST", json_boolean(c->fail_fast), NULL);
 
 	add(rows, env, "HOST", json_string(ss->host), NULL);

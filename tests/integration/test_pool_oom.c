@@ -249,6 +249,7 @@ enum step {
 	S_ACQUIRE,
 	S_EXEC,
 	S_QUERY,
+	S_QUERY_ALONE,
 	S_RUN,
 	S_SEND,
 	S_HEALTH,
@@ -264,7 +265,8 @@ enum step {
 static const char *const step_name[S_COUNT] = {"open",
                                                "acquire",
                                                "exec",
-                                               "query",
+                                               "query (pipelined)",
+                                               "query (not pipelined)",
                                                "run",
                                                "send/finish",
                                                "health",
@@ -381,6 +383,11 @@ static void scenario(const char *conninfo, struct outcome *o)
 	const char *arg[] = {"x"};
 	st = pqpool_query(p, "SELECT $1::text", 1, arg, PQPOOL_IDEMPOTENT, &r);
 	record(o, S_QUERY, st, value_is(r, "x"));
+	PQclear(r);
+	r = NULL;
+	st = pqpool_query(p, "SELECT $1::text", 1, arg,
+	                  PQPOOL_IDEMPOTENT | PQPOOL_NO_PIPELINE, &r);
+	record(o, S_QUERY_ALONE, st, value_is(r, "x"));
 	PQclear(r);
 	r = NULL;
 

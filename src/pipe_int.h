@@ -1,0 +1,124 @@
+/* pipe_int.h — what the parts of the pipelining share: an entry (one
+ * statement in a pipeline), the wake-ups collected under the lock, and the
+ * functions of pipe_io.c (the wire) and pipe_group.c (delivery). */
+#ifndef PQPOOL_PIPE_INT_H
+#define PQPOOL_PIPE_INT_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "event.h"
+#include "slot.h"
+
+enum pqpool__pipe_role {
+	R_WAIT,   /* in a pipeline, its result not delivered */
+	R_DONE,   /* its outcome is in status/msg/res */
+	R_READER, /* it holds the reader's role now */
+	R_MOVE,   /* taken out before it was sent: join another pipeline */
+	R_ALONE,  /* taken out unsent: run it unpipelined */
+	R_GAVE_UP /* its caller's deadline passed (the error is set) */
+};
+
+/* One statement in a pipeline. Allocated, because a caller that gives up
+ * leaves it behind for the reader to free once its results are read. */
+typedef struct pqpool__pentry {
+	struct pqpool__pentry *next;
+	pqpool__qreq req;
+	int64_t t0_ns, deadline_ns;
+	int role;       /* under the pipe's lock */
+	bool abandoned; /* under the lock: its caller gave up */
+	pqc_event ev;   /* set once role leaves R_WAIT */
+	/* the reader's, while in flight */
+	PGresult *last;
+	int nres;          /* result sets still to come (2 after a Prepare) */
+	bool prepared;     /* a Prepare was sent for it */
+	bool prep_ok;      /* and the server prepared it */
+	bool failed;       /* an error result of its own */
+	bool solo;         /* to be sent in a group of its own */
+	bool end_of_group; /* a Sync follows it */
+	bool cancelled;    /* a cancel request was sent for it */
+	bool counted;      /* its share of the connection counted as an acquire */
+	/* the outcome, once R_DONE */
+	int status;
+	bool sent; /* it reached the server (its outcome may be unknown) */
+	char sqlstate[6];
+	char msg[PQPOOL__ERRLEN];
+	PGresult *res;
+} pentry;
+
+typedef struct wakelist {
+	pentry *e[8];
+	int n;
+} wakelist;
+
+/* Wakes what was collected under the lock, after it is dropped. A full
+ * list is flushed by its owner first (see wake_add). */
+static inline void wake_all(wakelist *w)
+{
+	for (int i = 0; i < w->n; i++)
+		pqc_event_set(&w->e[i]->ev);
+	w->n = 0;
+}
+
+/* Under the lock: e leaves R_WAIT for role; woken once the lock is dropped
+ * (or at once, under the lock, when the list is full: a futex wake under a
+ * short lock is cheaper than unbounded storage). */
+static inline void wake_add(wakelist *w, pentry *e, int role, pentry *me)
+{
+	e->role = role;
+	if (e == me)
+		return;
+	if (w->n == (int)(sizeof w->e / sizeof w->e[0]))
+		wake_all(w);
+	w->e[w->n++] = e;
+}
+
+static inline void push_back(pentry **head, pentry **tail, pentry *e)
+{
+	e->next = NULL;
+	if (*tail)
+		(*tail)->next = e;
+	else
+		*head = e;
+	*tail = e;
+}
+
+enum { READ_GROUP, READ_DEADLINE, READ_LOST };
+
+/* ---- pipe_io.c: the wire; the reader's alone, no lock ---- */
+
+/* Sends the batch in flight: each run of statements under one Sync, a
+ * statement to be sent alone under one of its own; then flushes it all,
+ * reading meanwhile so that neither side can block the other. */
+bool pqpool__pipe_send(pqpool__slot *s, int64_t deadline_ns);
+
+/* Reads results until the group at the head of the flight is complete (its
+ * Sync read): READ_GROUP, or READ_DEADLINE, or READ_LOST. */
+int pqpool__pipe_read(pqpool__slot *s, int64_t deadline_ns);
+
+/* ---- pipe_group.c: delivery, under the pipe's lock ---- */
+
+/* e leaves the pipeline's lists (delivered, moved, freed). */
+void pqpool__pipe_leave(pqpool__pipe *pp);
+/* Frees an entry its caller left behind. */
+void pqpool__pipe_free_entry(pqpool__pipe *pp, pentry *e);
+/* Records e's outcome from status and this thread's last error. */
+void pqpool__pipe_set_outcome(pentry *e, int status);
+/* The group at the head of the flight was read to its Sync: delivers it,
+ * or re-queues what a failure in it rolled back. */
+void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me);
+/* The connection failed: what was sent gets the failure, what was not
+ * moves to another connection. */
+void pqpool__pipe_lost(pqpool__slot *s, wakelist *w, pentry *me);
+bool pqpool__pipe_in_list(const pentry *head, const pentry *e);
+void pqpool__pipe_unlink_pend(pqpool__pipe *pp, pentry *e);
+/* For a statement in flight whose caller gives up: a cancel request, once
+ * per batch (what it aborts of others' is sent again). */
+void pqpool__pipe_cancel_for(pqpool__slot *s, pentry *e);
+/* By the reader whose statement is settled: hands the role on, or ends the
+ * pipeline (true: give the slot back once the lock is dropped). */
+bool pqpool__pipe_hand_off(pqpool__slot *s, wakelist *w, pentry *me);
+
+#endif
