@@ -90,7 +90,7 @@ static int64_t upkeep_interval(const struct pqpool *p)
 	return iv < 50 ? 50 : iv > 1000 ? 1000 : iv;
 }
 
-void pqpool__maybe_upkeep(struct pqpool *p, int64_t now)
+void pqpool__upkeep_due(struct pqpool *p, int64_t now)
 {
 	int64_t next = atomic_load_explicit(&p->next_upkeep_ms, memory_order_relaxed);
 	if (now < next)

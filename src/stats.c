@@ -19,17 +19,6 @@
 	        memory_order_relaxed)
 #define LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
-void pqpool__qstats_lease(pqpool__qstats *q, int64_t now_ms)
-{
-	BUMP(q->acquires, 1);
-	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
-}
-
-void pqpool__qstats_release(pqpool__qstats *q, int64_t now_ms)
-{
-	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
-}
-
 void pqpool__qstats_wait(pqpool__qstats *q, int64_t ns)
 {
 	if (ns < 0)

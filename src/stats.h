@@ -33,9 +33,20 @@ typedef struct pqpool__qstats {
 } pqpool__qstats;
 
 /* A lease begins (now: coarse monotonic ms). */
-void pqpool__qstats_lease(pqpool__qstats *q, int64_t now_ms);
+static inline void pqpool__qstats_lease(pqpool__qstats *q, int64_t now_ms)
+{
+	/* one writer (the slot's owner): a load and a store, no atomic RMW;
+	 * inline, for it is on every acquire */
+	atomic_store_explicit(&q->acquires,
+	                      atomic_load_explicit(&q->acquires, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
+}
 /* A lease ends. */
-void pqpool__qstats_release(pqpool__qstats *q, int64_t now_ms);
+static inline void pqpool__qstats_release(pqpool__qstats *q, int64_t now_ms)
+{
+	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
+}
 /* An acquire that queued or opened a connection waited ns. */
 void pqpool__qstats_wait(pqpool__qstats *q, int64_t ns);
 /* A query ended at end_ns (monotonic) after dur_ns, failed or not. */
