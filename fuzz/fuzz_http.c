@@ -47,8 +47,10 @@ static void start(void)
 	trap_if(log_configure(quiet, NULL, err, sizeof err) != 0);
 	/* with METRICS_TOKEN set, so that the Authorization header's path
 	 * runs too (the seed corpus holds requests with and without it) */
-	server.env = (route_env){fake_health,        fake_stats, fake_service,
-	                         fake_shutting_down, &fake_,     "fuzz-token-0123456789"};
+	server.env = (route_env){fake_health,  fake_stats,
+	                         fake_service, fake_shutting_down,
+	                         &fake_,       "fuzz-token-0123456789",
+	                         NULL};
 	http_metrics_init(&server.metrics);
 	atomic_init(&server.closing, false);
 	atomic_init(&server.completed, 0);

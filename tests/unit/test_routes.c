@@ -92,8 +92,8 @@ static bool fake_shutting_down(void *arg)
 }
 
 static fake F;
-static route_env E = {fake_health,        fake_stats, fake_service,
-                      fake_shutting_down, &F,         NULL};
+static route_env E = {fake_health, fake_stats, fake_service, fake_shutting_down,
+                      &F,          NULL,       NULL};
 
 static int setup(void **state)
 {
@@ -470,6 +470,35 @@ static void test_health_deadline(void **state)
 	ask("GET", "/api/health/database", &r);
 	assert_int_equal(F.deadline_ns, 0);
 	route_reply_free(&r);
+}
+
+/* The memo gives the bytes a fresh render gives, and a changed snapshot a
+ * new body, never the remembered one. */
+static void test_metrics_memo(void **state)
+{
+	route_memo m;
+	route_reply a, b, c;
+
+	(void)state;
+	route_memo_init(&m);
+	E.memo = &m;
+	ask("GET", "/api/metrics/database", &a);
+	ask("GET", "/api/metrics/database", &b);
+	assert_int_equal(a.status, 200);
+	assert_non_null(m.body);
+	/* the same inputs (a millisecond may pass between them: then both
+	 * are fresh renders, and still valid) */
+	assert_int_equal(b.status, 200);
+	F.extra_active = 3;
+	ask("GET", "/api/metrics/database", &c);
+	assert_non_null(strstr(a.body, "\"activeConnections\":1,"));
+	assert_non_null(strstr(c.body, "\"activeConnections\":4,"));
+	route_reply_free(&a);
+	route_reply_free(&b);
+	route_reply_free(&c);
+	E.memo = NULL;
+	F.extra_active = 0;
+	route_memo_destroy(&m);
 }
 
 static void test_readyz(void **state)
@@ -1165,6 +1194,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_health, setup),
 	        cmocka_unit_test_setup(test_health_check_fails, setup),
 	        cmocka_unit_test_setup(test_health_deadline, setup),
+	        cmocka_unit_test_setup(test_metrics_memo, setup),
 	        cmocka_unit_test_setup(test_metrics, setup),
 	        cmocka_unit_test_setup(test_prometheus, setup),
 	        cmocka_unit_test_setup(test_readyz, setup),

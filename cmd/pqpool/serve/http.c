@@ -34,6 +34,7 @@ struct http_server {
 	pqpool *pool;
 	route_env env;
 	http_metrics metrics;
+	route_memo memo; /* the metrics body between requests */
 	atomic_bool closing;
 	atomic_uint_fast64_t completed;
 	int listen_fd; /* ours again after MHD_quiesce_daemon, else MHD's */
@@ -459,7 +460,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 	}
 	s->pool = pool;
 	s->env = (route_env){env_check_health,  env_stats, env_service_metrics,
-	                     env_shutting_down, s,         o->metrics_token};
+	                     env_shutting_down, s,         o->metrics_token, NULL};
 	http_metrics_init(&s->metrics);
 	atomic_init(&s->closing, false);
 	atomic_init(&s->completed, 0);
@@ -497,6 +498,8 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 	}
 	/* ITC (a wake-up pipe per thread) is needed by MHD_quiesce_daemon, and
 	 * implied by suspend/resume */
+	route_memo_init(&s->memo);
+	s->env.memo = &s->memo;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
 	        MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (s->work)
@@ -516,6 +519,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		close(s->listen_fd);
 		probes_stop(s->probes);
 		workq_stop(s->work);
+		route_memo_destroy(&s->memo);
 		free(s);
 		return -1;
 	}
@@ -576,5 +580,6 @@ void http_stop(http_server *s)
 	MHD_stop_daemon(s->daemon);
 	if (s->quiesced) /* MHD gave it back to us */
 		close(s->listen_fd);
+	route_memo_destroy(&s->memo);
 	free(s);
 }

@@ -130,6 +130,68 @@ static void metrics_failed(route_reply *out)
 	           json_pack("{s:s, s:s}", "error", METRICS_FAILED, "timestamp", ts));
 }
 
+void route_memo_init(route_memo *m)
+{
+	memset(m, 0, sizeof *m);
+	pthread_mutex_init(&m->mu, NULL);
+}
+
+void route_memo_destroy(route_memo *m)
+{
+	free(m->body);
+	m->body = NULL;
+	pthread_mutex_destroy(&m->mu);
+}
+
+static char *copy_of(const char *s, size_t len)
+{
+	char *c = malloc(len + 1);
+	if (c)
+		memcpy(c, s, len + 1);
+	return c;
+}
+
+/* The metrics body of st, from the memo when its inputs are the same. */
+static char *render_metrics(route_memo *m, const pqpool_stats *st)
+{
+	struct route_memo_key k;
+	char *body = NULL;
+
+	memset(&k, 0, sizeof k); /* padding too: keys are compared whole */
+	k.total = st->total;
+	k.active = st->active;
+	k.idle = st->idle;
+	k.waiting = st->waiting;
+	k.utilization = st->utilization;
+	k.avg_response_ms = st->avg_response_ms;
+	k.error_rate = st->error_rate;
+	k.last_activity_ms = st->last_activity_ms;
+	k.started_ms = st->started_ms;
+	k.now_ms = pqc_wall_ms();
+	if (!m)
+		return pqpool_render_metrics_json(st, k.now_ms);
+	pthread_mutex_lock(&m->mu);
+	if (m->body && memcmp(&m->key, &k, sizeof k) == 0)
+		body = copy_of(m->body, m->len);
+	pthread_mutex_unlock(&m->mu);
+	if (body)
+		return body;
+	body = pqpool_render_metrics_json(st, k.now_ms);
+	if (body) {
+		size_t len = strlen(body);
+		char *keep = copy_of(body, len);
+		pthread_mutex_lock(&m->mu);
+		if (keep) {
+			free(m->body);
+			m->body = keep;
+			m->len = len;
+			m->key = k;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	return body;
+}
+
 static void metrics(const route_env *env, route_reply *out, bool detail)
 {
 	pqpool_stats st;
@@ -139,7 +201,7 @@ static void metrics(const route_env *env, route_reply *out, bool detail)
 	 * created on first use, as in the spec */
 	if (env->stats(env->arg, &st) != PQPOOL_OK ||
 	    !(body = detail ? pqpool_render_pool_json(&st, 0)
-	                    : pqpool_render_metrics_json(&st, pqc_wall_ms()))) {
+	                    : render_metrics(env->memo, &st))) {
 		metrics_failed(out);
 		return;
 	}
