@@ -60,8 +60,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char method[256], path[4096], authz[512];
 	static const char token[] = "fuzz-token-0123456789";
 	fake f;
-	route_env env = {fake_health,        fake_stats, fake_service,
-	                 fake_shutting_down, &f,         NULL};
+	/* one memo across inputs, as one server keeps it across requests */
+	static route_memo memo;
+	static int memo_ready;
+	route_env env = {fake_health, fake_stats, fake_service, fake_shutting_down,
+	                 &f,          NULL,       &memo};
+	if (!memo_ready) {
+		route_memo_init(&memo);
+		memo_ready = 1;
+	}
 	route_reply r;
 	const char *p, *end;
 	bool get;

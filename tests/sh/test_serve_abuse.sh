@@ -68,6 +68,10 @@ expect_eq "1 MB body: JSON" '{"error":"Payload too large"}' "$BODY"
 req /livez -X POST --data-binary @<(head -c 1000000 /dev/zero) -H 'Transfer-Encoding: chunked'
 expect_eq "1 MB chunked body: no answer, the connection is dropped" 000 "$CODE"
 still_fine "1 MB chunked body"
+# a body whose end cannot be found: answered at once, not waited for
+req /livez -X POST --data-binary abc -H 'Transfer-Encoding: gzip'
+expect_eq "unknown Transfer-Encoding: 400" 400 "$CODE"
+still_fine "unknown Transfer-Encoding"
 
 # ---- one byte per second -----------------------------------------------------------
 

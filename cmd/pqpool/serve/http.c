@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -146,6 +147,16 @@ static bool body_too_large(struct MHD_Connection *conn)
 
 	/* a length that is not plain decimal, or past INT_MAX, is too large */
 	return cl && (!pqc_parse_int(cl, 0, INT_MAX, &n) || n > BODY_MAX);
+}
+
+/* False for a Transfer-Encoding other than chunked: the body's end
+ * cannot be found, and libmicrohttpd would wait for it until the peer
+ * hangs up. */
+static bool framing_known(struct MHD_Connection *conn)
+{
+	const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                             MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	return !te || strcasecmp(te, "chunked") == 0;
 }
 
 /* On a database thread: the answer, then the connection back to its event
@@ -292,6 +303,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			/* here closing is what we want: the body is never read */
 			route_error(MHD_HTTP_CONTENT_TOO_LARGE, "Payload too large",
 			            &rep);
+			rep.route = rq->route;
+			return queue(s, conn, rq, &rep);
+		}
+		if (!framing_known(conn)) {
+			/* a body whose end cannot be found (RFC 9112 6.3: a
+			 * request's Transfer-Encoding must end in chunked) */
+			route_error(MHD_HTTP_BAD_REQUEST, "Bad request", &rep);
 			rep.route = rq->route;
 			return queue(s, conn, rq, &rep);
 		}
@@ -459,8 +477,9 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		return -1;
 	}
 	s->pool = pool;
-	s->env = (route_env){env_check_health,  env_stats, env_service_metrics,
-	                     env_shutting_down, s,         o->metrics_token, NULL};
+	s->env = (route_env){
+	        env_check_health, env_stats, env_service_metrics, env_shutting_down, s,
+	        o->metrics_token, NULL};
 	http_metrics_init(&s->metrics);
 	atomic_init(&s->closing, false);
 	atomic_init(&s->completed, 0);
