@@ -209,13 +209,7 @@ static bool drive(struct pqpool *p, pqpool__slot *s, pentry *me, bool *left_behi
 		if (r == READ_DEADLINE && until < deadline) {
 			/* a group held up past PQPOOL__PIPE_SPLIT_MS: cancel what
 			 * runs; the group is then sent again, each alone */
-			if (!pp->cancel_sent) {
-				pp->cancel_sent = true;
-				pqpool__cancel_query(
-				        s,
-				        pqc_now_ns() + (int64_t)PQPOOL__CANCEL_GRACE_MS *
-				                               1000000);
-			}
+			pqpool__pipe_cancel_batch(s);
 			continue;
 		}
 		if (r == READ_GROUP) {
@@ -290,7 +284,7 @@ static bool start(pqpool__slot *s, pentry *e)
 		return false;
 	}
 	pthread_mutex_lock(&pp->mu);
-	pp->active = pp->reading = true;
+	pp->active = true;
 	pp->closing = false;
 	append(pp, e);
 	e->counted = true; /* its lease was */

@@ -218,14 +218,19 @@ void pqpool__pipe_unlink_pend(pqpool__pipe *pp, pentry *e)
  * server to cancel what runs, once per batch. Whatever it aborts is sent
  * again (complete_group), except the statements given up. The lock is
  * held throughout, so the connection is still this pipeline's. */
-void pqpool__pipe_cancel_for(pqpool__slot *s, pentry *e)
+void pqpool__pipe_cancel_batch(pqpool__slot *s)
 {
-	e->cancelled = true;
 	if (s->pipe.cancel_sent)
 		return;
 	s->pipe.cancel_sent = true;
 	pqpool__cancel_query(s,
 	                     pqc_now_ns() + (int64_t)PQPOOL__CANCEL_GRACE_MS * 1000000);
+}
+
+void pqpool__pipe_cancel_for(pqpool__slot *s, pentry *e)
+{
+	e->cancelled = true;
+	pqpool__pipe_cancel_batch(s);
 }
 
 /* Under the lock, by the reader whose own statement is settled: hands the
@@ -251,7 +256,7 @@ bool pqpool__pipe_hand_off(pqpool__slot *s, wakelist *w, pentry *me)
 		}
 		pp->flight = pp->flight_tail = pp->cur = NULL;
 	}
-	pp->active = pp->reading = pp->awaiting_sync = false;
+	pp->active = pp->awaiting_sync = false;
 	atomic_store_explicit(&pp->open, false, memory_order_relaxed);
 	atomic_store_explicit(&pp->sent_ns, 0, memory_order_relaxed);
 	return true;

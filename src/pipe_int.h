@@ -117,6 +117,9 @@ void pqpool__pipe_unlink_pend(pqpool__pipe *pp, pentry *e);
 /* For a statement in flight whose caller gives up: a cancel request, once
  * per batch (what it aborts of others' is sent again). */
 void pqpool__pipe_cancel_for(pqpool__slot *s, pentry *e);
+/* The same without a statement to blame (a group split): the lock is held
+ * throughout, so the connection is still this pipeline's. */
+void pqpool__pipe_cancel_batch(pqpool__slot *s);
 /* By the reader whose statement is settled: hands the role on, or ends the
  * pipeline (true: give the slot back once the lock is dropped). */
 bool pqpool__pipe_hand_off(pqpool__slot *s, wakelist *w, pentry *me);

@@ -105,15 +105,14 @@ typedef struct pqpool__pipe {
 	struct pqpool__pentry *pend, *pend_tail;     /* joined, not sent yet */
 	struct pqpool__pentry *flight, *flight_tail; /* sent, in order */
 	struct pqpool__pentry *cur; /* the entry whose results come next */
-	bool active;   /* the slot is a pipeline (it holds the lease) */
-	bool closing;  /* takes no more entries: it drains, then is released */
-	bool reading;  /* a caller holds the reader's role */
+	bool active;                /* the slot is a pipeline (it holds the lease) */
+	bool closing;       /* takes no more entries: it drains, then is released */
 	bool awaiting_sync; /* cur's group is read: its Sync comes next */
 	bool cancel_sent;   /* a cancel request went out for the batch in flight */
 	/* for joiners' scan without the lock */
-	_Atomic bool open;        /* active and not closing */
-	_Atomic int load;         /* entries joined and not yet freed */
-	_Atomic int64_t sent_ns;  /* when the batch in flight was sent; 0: none */
+	_Atomic bool open;       /* active and not closing */
+	_Atomic int load;        /* entries joined and not yet freed */
+	_Atomic int64_t sent_ns; /* when the batch in flight was sent; 0: none */
 } pqpool__pipe;
 
 typedef struct pqpool__slot {
