@@ -41,8 +41,12 @@ typedef struct bench_opts {
 	bool blocking;        /* spec: a thread per concurrent query, rounds
 	                       * kept by barriers, instead of one thread */
 	int loops;            /* throughput, compare: event-loop threads with
-	                       * pqpool_send instead of blocking callers
+	                       * pqpool_submit instead of blocking callers
 	                       * (0: blocking) */
+	int outstanding;      /* with loops: statements kept in flight in
+	                       * total (0: one per connection of the pool) */
+	int pipeline;         /* pgbench: statements per \startpipeline ...
+	                       * \endpipeline (0: not pipelined) */
 	bool progress;        /* a progress line on stderr */
 } bench_opts;
 
@@ -61,12 +65,13 @@ typedef struct bench_result {
 	uint64_t worst_wait_ns; /* longest single acquire (lease runs) */
 	pqpool_hist pool_wait;  /* the pool's own wait histogram over the run */
 	double rounds_per_s;    /* spec only */
+	int outstanding;        /* statements kept in flight (loops, pgbench) */
 } bench_result;
 
 /* Each returns 0, or -1 with a message on stderr. */
 int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r);
-/* The same work from o->loops event-loop threads with pqpool_send, each
- * keeping its share of the pool busy, as pgbench -j does. */
+/* The same work from o->loops event-loop threads with pqpool_submit,
+ * keeping o->outstanding statements in flight between them. */
 int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_nopool(const bench_opts *o, pqpool_config *cfg, bench_result *r);
 int bench_overhead(const bench_opts *o, pqpool_config *cfg, bench_result *r);

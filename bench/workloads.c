@@ -4,6 +4,8 @@
 #include "bench.h"
 #include "clock.h"
 
+#include <pqpool/epoll.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -219,20 +221,24 @@ int bench_throughput(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	return 0;
 }
 
-/* ---- throughput, the event-loop way: pqpool_send from a few threads ---- */
+/* ---- throughput, the event-loop way: pqpool_submit from a few threads ---- */
 
-/* Each loop keeps its share of the pool's connections busy, as a pgbench
- * thread keeps its share of connections: it sends on every connection it
- * can take, waits on all their sockets at once, finishes what has answered
- * and sends again. Nobody waits for a connection, so there is no wait
- * distribution to report; latency counts from send to finish. */
+/* Each loop keeps its share of the outstanding statements in flight on its
+ * own epoll loop: a callback submits the next one at once. The pool queues
+ * and pipelines them; latency counts from submission to callback. */
 struct al_worker {
 	pqpool *pool;
 	const bench_opts *o;
 	_Atomic int *phase;
-	int share; /* queries this loop keeps in flight */
+	int share; /* statements this loop keeps in flight */
+	pqpool_loop *loop;
 	tally t;
 	pthread_t th;
+};
+
+struct al_call {
+	struct al_worker *w;
+	int64_t t0;
 };
 
 static void al_error(struct al_worker *w, int ph)
@@ -241,86 +247,70 @@ static void al_error(struct al_worker *w, int ph)
 		tally_error(&w->t, pqpool_errmsg());
 }
 
+static void al_submit(struct al_call *c);
+
+static void al_done(void *arg, int status, const PGresult *res)
+{
+	struct al_call *c = arg;
+	struct al_worker *w = c->w;
+	int ph = atomic_load_explicit(w->phase, memory_order_relaxed);
+	(void)res;
+	if (status != PQPOOL_OK) {
+		al_error(w, ph);
+	} else if (ph == PH_MEASURE) {
+		lat_add(&w->t.lat, (uint64_t)(pqc_now_ns() - c->t0));
+		w->t.ops++;
+	}
+	if (ph != PH_STOP)
+		al_submit(c);
+}
+
+static void al_submit(struct al_call *c)
+{
+	c->t0 = pqc_now_ns();
+	if (pqpool_submit(c->w->loop, c->w->o->query, 0, NULL, 0, al_done, c) != PQPOOL_OK)
+		al_error(c->w, atomic_load_explicit(c->w->phase, memory_order_relaxed));
+}
+
 static void *al_run(void *arg)
 {
 	struct al_worker *w = arg;
-	struct pollfd *pfd = calloc((size_t)w->share, sizeof *pfd);
-	pqpool_inflight **fl = calloc((size_t)w->share, sizeof *fl);
-	uint64_t *sent = calloc((size_t)w->share, sizeof *sent);
-	int nfl = 0, ph;
-	if (!pfd || !fl || !sent) {
-		tally_error(&w->t, "out of memory");
-		goto out;
+	struct al_call *calls = calloc((size_t)w->share, sizeof *calls);
+	pqpool_epoll ep;
+	if (!calls || pqpool_epoll_open(&ep, w->pool) != PQPOOL_OK) {
+		tally_error(&w->t, calls ? pqpool_errmsg() : "out of memory");
+		free(calls);
+		return NULL;
 	}
+	w->loop = ep.loop;
 	while (atomic_load(w->phase) == PH_WAIT)
 		sched_yield();
-	for (;;) {
-		int n;
-		ph = atomic_load_explicit(w->phase, memory_order_relaxed);
-		/* send on every connection we can take; none once stopping */
-		while (ph != PH_STOP && nfl < w->share) {
-			int rc = pqpool_send(w->pool, w->o->query, 0, NULL, &fl[nfl]);
-			if (rc == PQPOOL_EAGAIN)
-				break; /* another loop holds it for now */
-			if (rc != PQPOOL_OK) {
-				al_error(w, ph);
-				break;
-			}
-			sent[nfl] = (uint64_t)pqc_now_ns();
-			pfd[nfl] = (struct pollfd){pqpool_inflight_socket(fl[nfl]),
-			                           POLLIN, 0};
-			nfl++;
-		}
-		if (nfl == 0) {
-			if (ph == PH_STOP)
-				break;
-			sched_yield();
-			continue;
-		}
-		/* a quiet 100 ms still checks each query's deadline below */
-		n = poll(pfd, (nfds_t)nfl, 100);
-		if (n < 0 && errno != EINTR) {
-			al_error(w, ph);
-			break;
-		}
-		for (int i = 0; i < nfl; i++) {
-			uint64_t t0 = sent[i];
-			int rc;
-			if (n > 0 && !pfd[i].revents)
-				continue;
-			if (pqpool_poll(fl[i]) == PQPOOL_EAGAIN)
-				continue;
-			rc = pqpool_finish(fl[i], NULL);
-			if (rc != PQPOOL_OK) {
-				al_error(w, ph);
-			} else if (ph == PH_MEASURE) {
-				lat_add(&w->t.lat, (uint64_t)pqc_now_ns() - t0);
-				w->t.ops++;
-			}
-			nfl--;
-			fl[i] = fl[nfl];
-			pfd[i] = pfd[nfl];
-			sent[i] = sent[nfl];
-			i--;
-		}
+	for (int i = 0; i < w->share; i++) {
+		calls[i].w = w;
+		al_submit(&calls[i]);
 	}
-out:
-	free(pfd);
-	free(fl);
-	free(sent);
+	/* until stopped and every callback has run; a quiet 100 ms looks
+	 * at the phase again */
+	while (atomic_load_explicit(w->phase, memory_order_relaxed) != PH_STOP ||
+	       pqpool_loop_pending(ep.loop) > 0)
+		pqpool_epoll_run_once(&ep, 100);
+	pqpool_epoll_close(&ep);
+	free(calls);
 	return NULL;
 }
 
 int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 {
-	int loops = o->loops < o->pool ? o->loops : o->pool;
+	int total = o->outstanding > 0 ? o->outstanding : o->pool;
+	int loops = o->loops < total ? o->loops : total;
 	struct al_worker *w = calloc((size_t)loops, sizeof *w);
 	_Atomic int phase = PH_WAIT;
 	pqpool *p;
 	double t0, cpu0;
 
-	init_result(r, o->prepared ? "pqpool_send prepared" : "pqpool_send", o);
+	init_result(r, o->prepared ? "pqpool_submit prepared" : "pqpool_submit", o);
 	r->threads = loops;
+	r->outstanding = total;
 	cfg->prepare = o->prepared;
 	if (!w || open_pool(cfg, o->pool, &p) != 0) {
 		free(w);
@@ -330,12 +320,12 @@ int bench_throughput_async(const bench_opts *o, pqpool_config *cfg, bench_result
 		w[i].pool = p;
 		w[i].o = o;
 		w[i].phase = &phase;
-		w[i].share = o->pool / loops + (i < o->pool % loops);
+		w[i].share = total / loops + (i < total % loops);
 		lat_init(&w[i].t.lat);
 		pthread_create(&w[i].th, NULL, al_run, &w[i]);
 	}
-	/* nobody waits for a connection: no wait histogram to take */
-	run_phases(o, r->name, &phase, &t0, &cpu0, NULL, NULL);
+	/* the pool's wait histogram: how long statements waited to go out */
+	run_phases(o, r->name, &phase, &t0, &cpu0, p, &r->pool_wait);
 	for (int i = 0; i < loops; i++)
 		pthread_join(w[i].th, NULL);
 	for (int i = 0; i < loops; i++)
@@ -620,7 +610,12 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	double tps = 0;
 	unsigned long long processed = 0;
 
-	init_result(r, o->prepared ? "pgbench -M prepared" : "pgbench -M extended", o);
+	init_result(r,
+	            o->pipeline > 0 ? (o->prepared ? "pgbench -M prepared, pipelined"
+	                                           : "pgbench -M extended, pipelined")
+	                            : (o->prepared ? "pgbench -M prepared"
+	                                           : "pgbench -M extended"),
+	            o);
 	/* pgbench connects as the pool does: with the options libpq reports
 	 * for a connection opened exactly as the pool opens its own, but those at
 	 * libpq's own default, which pgbench has too (and an older libpq may not
@@ -649,7 +644,20 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	PQconninfoFree(opts);
 	PQfinish(pg);
 	fd = mkstemp(script);
-	if (fd < 0 || dprintf(fd, "%s;\n", o->query) < 0) {
+	if (fd >= 0 && o->pipeline > 0) {
+		/* one transaction of pgbench's is a pipeline of o->pipeline */
+		bool ok = dprintf(fd, "\\startpipeline\n") > 0;
+		for (int i = 0; ok && i < o->pipeline; i++)
+			ok = dprintf(fd, "%s;\n", o->query) > 0;
+		if (!ok || dprintf(fd, "\\endpipeline\n") < 0) {
+			close(fd);
+			fd = -1;
+		}
+	} else if (fd >= 0 && dprintf(fd, "%s;\n", o->query) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
 		fprintf(stderr, "bench: cannot write the pgbench script: %s\n",
 		        strerror(errno));
 		free(password);
@@ -703,6 +711,10 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 		        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		return -1;
 	}
+	if (o->pipeline > 0) { /* statements, not pipelines */
+		processed *= (unsigned long long)o->pipeline;
+		tps *= o->pipeline;
+	}
 	r->ops = processed;
 	r->ops_per_s = tps;
 	r->seconds = (double)processed / tps;
@@ -711,6 +723,7 @@ int bench_pgbench(const bench_opts *o, pqpool_config *cfg, bench_result *r)
 	r->cpu_us_per_op = r->cpu_s * 1e6 / (double)processed;
 	r->threads = o->pool;
 	r->conns = o->pool;
+	r->outstanding = o->pool * (o->pipeline > 0 ? o->pipeline : 1);
 	return 0;
 }
 

@@ -451,6 +451,96 @@ PQPOOL_API int pqpool_poll_timeout_ms(const pqpool_inflight *query);
 PQPOOL_API int pqpool_finish(pqpool_inflight *query, PGresult **res);
 
 /* ------------------------------------------------------------------ */
+/* The asynchronous API: submit with a callback, on the host's loop     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A pqpool_loop is one event loop's share of the pool: any number of
+ * queries outstanding, queued and pipelined onto the connections the loop
+ * takes from the pool (at most pipeline_depth statements on each; one Sync
+ * per group of statements submitted together, a failed group's other
+ * statements sent again, alone, as pqpool_query does). The host tells the
+ * loop when a descriptor is ready and when its timer fires, through an
+ * adapter: include/pqpool/epoll.h (a loop of its own on epoll), libuv.h
+ * and libevent.h are small headers that do it for those libraries.
+ *
+ * One thread at a time: pqpool_submit, pqpool_loop_ready,
+ * pqpool_loop_timeout and pqpool_loop_free on one loop are called from the
+ * loop's thread (several loops, one per thread, share one pool). Free every
+ * loop before pqpool_close.
+ */
+typedef struct pqpool_loop pqpool_loop;
+
+#define PQPOOL_EV_READ 0x1u  /* the descriptor is readable / watch for it */
+#define PQPOOL_EV_WRITE 0x2u /* writable */
+
+typedef struct pqpool_adapter {
+	void *host; /* the adapter's own state, passed back to its functions */
+	/* Watch fd for events (PQPOOL_EV_READ and/or PQPOOL_EV_WRITE), in
+	 * place of what was watched; events 0: stop watching it and free what
+	 * *handle holds. *handle is the adapter's per-descriptor state: NULL
+	 * on the first call for a descriptor, kept by the loop after. When fd
+	 * is ready, call pqpool_loop_ready(loop, token, ready). Returns 0, or
+	 * -1 when fd cannot be watched (the loop then gives its connection
+	 * up). */
+	int (*watch)(void *host, int fd, unsigned events, void *token, void **handle);
+	/* Arm the loop's one timer: call pqpool_loop_timeout(loop) in ms
+	 * milliseconds (0: as soon as possible), replacing the time armed
+	 * before; ms < 0 disarms it. */
+	void (*timer)(void *host, int ms);
+} pqpool_adapter;
+
+/*
+ * The completion of a submitted statement, called on the loop's thread,
+ * exactly once per pqpool_submit that returned PQPOOL_OK. status is what
+ * pqpool_query would return; res (on PQPOOL_OK, else NULL) is borrowed:
+ * freed when the callback returns. During the callback pqpool_errmsg() and
+ * pqpool_errcode() describe a failure. The callback may submit more.
+ */
+typedef void (*pqpool_done_fn)(void *arg, int status, const PGresult *res);
+
+/* A loop on pool with the host's adapter (copied). PQPOOL_OK and *out, or
+ * PQPOOL_EINVAL / PQPOOL_ENOMEM / PQPOOL_ECLOSED. */
+PQPOOL_API int pqpool_loop_new(pqpool *pool, const pqpool_adapter *adapter,
+                               pqpool_loop **out);
+
+/*
+ * Submits sql with nparams text parameters; done(arg, ...) is called when
+ * it is finished. sql and params are copied: the caller's may go at once.
+ * Never blocks on the database, except that when the pool has room and no
+ * connection is idle the loop opens one, which takes a connect's time
+ * (bounded by connection_timeout_ms). The statement is pipelined when
+ * pqpool_query would pipeline it (flags as there: PQPOOL_NO_PIPELINE keeps
+ * it alone on a connection of its own); statements that are not run
+ * alone, on a connection no other statement shares while it runs.
+ * Deadlines: query_timeout_ms from submission (its callback then gets
+ * PQPOOL_ETIMEDOUT at once, and a cancel request goes out), and
+ * connection_timeout_ms for a connection when the pool has none to give.
+ * A statement that may have taken effect is never sent again after a
+ * failure of its connection. PQPOOL_OK, or PQPOOL_EINVAL / PQPOOL_ENOMEM /
+ * PQPOOL_ECLOSED (the pool is closing), and then done is never called.
+ */
+PQPOOL_API int pqpool_submit(pqpool_loop *loop, const char *sql, int nparams,
+                             const char *const *params, unsigned flags,
+                             pqpool_done_fn done, void *arg);
+
+/* From the adapter: the descriptor watched with token is ready (ready: the
+ * PQPOOL_EV_* flags seen; errors and hang-ups count as readable). */
+PQPOOL_API void pqpool_loop_ready(pqpool_loop *loop, void *token, unsigned ready);
+
+/* From the adapter: the timer armed fired. */
+PQPOOL_API void pqpool_loop_timeout(pqpool_loop *loop);
+
+/* Statements submitted whose callback has not run yet. */
+PQPOOL_API int pqpool_loop_pending(const pqpool_loop *loop);
+
+/* Frees the loop: statements not yet sent get PQPOOL_ECLOSED, those in
+ * flight PQPOOL_ECLOSED too (they may have run; their connections are
+ * closed); connections go back to the pool. From a callback, it is done
+ * when the callback returns. NULL is a no-op. */
+PQPOOL_API void pqpool_loop_free(pqpool_loop *loop);
+
+/* ------------------------------------------------------------------ */
 /* Health                                                               */
 /* ------------------------------------------------------------------ */
 

@@ -6,6 +6,8 @@ set -euo pipefail
 
 # build + library dependencies
 pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-dev)
+# the asynchronous API's adapters and their examples (examples/async_*.c)
+pkgs+=(libuv1-dev libevent-dev)
 # the throwaway PostgreSQL cluster, unit tests, metrics checking, load tools
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
 # the service's tests: JSON checks, ss to find a quiet service's port, openssl for TLS certificates

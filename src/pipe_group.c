@@ -38,7 +38,7 @@ void pqpool__pipe_free_entry(pqpool__pipe *pp, pentry *e)
 
 /* A Prepare the server did not carry out (it failed, or the group was
  * aborted before it): the statement is not there to execute. */
-static void forget_unprepared(pqpool__slot *s, const pentry *e)
+void pqpool__pipe_forget_unprepared(pqpool__slot *s, const pentry *e)
 {
 	if (e->prepared && !e->prep_ok)
 		pqpool__stmt_forget(s->link.stmts, e->req.sql);
@@ -47,7 +47,7 @@ static void forget_unprepared(pqpool__slot *s, const pentry *e)
 /* A statement whose plan the server no longer honours (a table changed
  * under it, or it was deallocated): run unpipelined, where it is prepared
  * again. */
-static bool stale(const pentry *e)
+bool pqpool__pipe_stale(const pentry *e)
 {
 	const char *code = PQresultErrorField(e->last, PG_DIAG_SQLSTATE);
 	const char *msg = PQresultErrorMessage(e->last);
@@ -69,14 +69,14 @@ static void deliver(pqpool__slot *s, pentry *e, wakelist *w, pentry *me)
 	wake_add(w, e, R_DONE, me);
 }
 
-/* The group at the head of the flight was read to its Sync. */
-void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
+/* Takes the group at the head of the flight (read to its Sync) out of it:
+ * its first statement, *failed the first that failed of its own (NULL when
+ * none did), *again_failed when that failure was our cancel request
+ * hitting a statement it was not meant for. */
+pentry *pqpool__pipe_detach_group(pqpool__pipe *pp, pentry **failed, bool *again_failed)
 {
-	pqpool__pipe *pp = &s->pipe;
-	pentry *g = pp->flight, *end = g, *failed = NULL, *again = NULL,
-	       *again_tail = NULL;
-	PGTransactionStatusType tx = PQtransactionStatus(s->link.pg);
-	bool open_tx = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR, again_failed;
+	pentry *g = pp->flight, *end = g;
+	const char *code;
 
 	while (!end->end_of_group)
 		end = end->next;
@@ -85,16 +85,27 @@ void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
 		pp->flight_tail = NULL;
 	pp->cur = pp->flight;
 	end->next = NULL;
+	*failed = NULL;
 	for (pentry *e = g; e; e = e->next)
-		if (e->failed && !failed)
-			failed = e;
+		if (e->failed && !*failed)
+			*failed = e;
 	/* Our cancel request hits whatever runs when it arrives: a statement
 	 * it was not meant for is sent again, like the rest of its group. */
-	again_failed = failed && pp->cancel_sent && !failed->cancelled &&
-	               strcmp(PQresultErrorField(failed->last, PG_DIAG_SQLSTATE)
-	                              ? PQresultErrorField(failed->last, PG_DIAG_SQLSTATE)
-	                              : "",
-	                      "57014") == 0;
+	code = *failed ? PQresultErrorField((*failed)->last, PG_DIAG_SQLSTATE) : NULL;
+	*again_failed = *failed && pp->cancel_sent && !(*failed)->cancelled && code &&
+	                strcmp(code, "57014") == 0;
+	return g;
+}
+
+/* The group at the head of the flight was read to its Sync. */
+void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
+{
+	pqpool__pipe *pp = &s->pipe;
+	pentry *failed, *again = NULL, *again_tail = NULL;
+	PGTransactionStatusType tx = PQtransactionStatus(s->link.pg);
+	bool open_tx = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR, again_failed;
+	pentry *g = pqpool__pipe_detach_group(pp, &failed, &again_failed);
+
 	if (open_tx) {
 		/* the group left a transaction open: nothing of it committed, and
 		 * the connection is not fit to share; it is closed */
@@ -104,7 +115,7 @@ void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
 	while (g) {
 		pentry *e = g;
 		g = g->next;
-		forget_unprepared(s, e);
+		pqpool__pipe_forget_unprepared(s, e);
 		if (e->abandoned) {
 			pqpool__pipe_free_entry(pp, e);
 			continue;
@@ -121,7 +132,7 @@ void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
 			pqpool__pipe_leave(pp);
 			wake_add(w, e, R_DONE, me);
 		} else if (!failed || (e == failed && !again_failed)) {
-			if (e->failed && stale(e)) {
+			if (e->failed && pqpool__pipe_stale(e)) {
 				pqpool__stmt_forget(s->link.stmts, e->req.sql);
 				PQclear(e->last);
 				e->last = NULL;

@@ -86,6 +86,7 @@ static inline void push_back(pentry **head, pentry **tail, pentry *e)
 }
 
 enum { READ_GROUP, READ_DEADLINE, READ_LOST };
+enum { TAKE_MORE, TAKE_GROUP, TAKE_LOST };
 
 /* ---- pipe_io.c: the wire; the reader's alone, no lock ---- */
 
@@ -93,6 +94,17 @@ enum { READ_GROUP, READ_DEADLINE, READ_LOST };
  * statement to be sent alone under one of its own; then flushes it all,
  * reading meanwhile so that neither side can block the other. */
 bool pqpool__pipe_send(pqpool__slot *s, int64_t deadline_ns);
+
+/* Sends e's statement (with a Prepare first when it is new on the
+ * connection: e->nres 2); no Sync, no flush. False when libpq refuses. */
+bool pqpool__pipe_send_one(pqpool__slot *s, pentry *e);
+/* Marks the end of a group; no flush of its own on libpq 17+. */
+bool pqpool__pipe_send_sync(PGconn *pg);
+
+/* One result (or the NULL that ends a result set) read in order, for
+ * pp->cur: TAKE_MORE, TAKE_GROUP when it was the Sync of cur's group, or
+ * TAKE_LOST when it is not what was sent. Consumes r. */
+int pqpool__pipe_take(pqpool__pipe *pp, PGresult *r);
 
 /* Reads results until the group at the head of the flight is complete (its
  * Sync read): READ_GROUP, or READ_DEADLINE, or READ_LOST. */
@@ -106,6 +118,16 @@ void pqpool__pipe_leave(pqpool__pipe *pp);
 void pqpool__pipe_free_entry(pqpool__pipe *pp, pentry *e);
 /* Records e's outcome from status and this thread's last error. */
 void pqpool__pipe_set_outcome(pentry *e, int status);
+/* Takes the group at the head of the flight (read to its Sync) out of it:
+ * its first statement, *failed the first that failed of its own (NULL when
+ * none did), *again_failed when that failure was our cancel request
+ * hitting a statement it was not meant for (to be sent again). */
+pentry *pqpool__pipe_detach_group(pqpool__pipe *pp, pentry **failed, bool *again_failed);
+/* A Prepare the server did not carry out is forgotten. */
+void pqpool__pipe_forget_unprepared(pqpool__slot *s, const pentry *e);
+/* e failed on a plan the server no longer honours (26000, or a cached
+ * plan whose result type changed): prepare it again. */
+bool pqpool__pipe_stale(const pentry *e);
 /* The group at the head of the flight was read to its Sync: delivers it,
  * or re-queues what a failure in it rolled back. */
 void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me);

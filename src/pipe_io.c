@@ -14,7 +14,7 @@
 #include "stats.h"
 #include "stmtcache.h"
 
-static bool send_one(pqpool__slot *s, pentry *e)
+bool pqpool__pipe_send_one(pqpool__slot *s, pentry *e)
 {
 	PGconn *pg = s->link.pg;
 	const pqpool__qreq *q = &e->req;
@@ -47,7 +47,7 @@ static bool send_one(pqpool__slot *s, pentry *e)
 	return PQsendQueryParams(pg, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0);
 }
 
-static bool send_sync(PGconn *pg)
+bool pqpool__pipe_send_sync(PGconn *pg)
 {
 #ifdef LIBPQ_HAS_SEND_PIPELINE_SYNC
 	return PQsendPipelineSync(pg) == 1; /* libpq 17+: no flush of its own */
@@ -73,11 +73,11 @@ bool pqpool__pipe_send(pqpool__slot *s, int64_t deadline_ns)
 			pqpool__qstats_lease(&s->q, now_ms);
 			pqpool__qstats_wait(&s->q, now - e->t0_ns);
 		}
-		if (!send_one(s, e))
+		if (!pqpool__pipe_send_one(s, e))
 			return false;
 		if (e->solo || !e->next || e->next->solo) {
 			e->end_of_group = true;
-			if (!send_sync(pg))
+			if (!pqpool__pipe_send_sync(pg))
 				return false;
 		}
 	}
@@ -91,19 +91,72 @@ bool pqpool__pipe_send(pqpool__slot *s, int64_t deadline_ns)
 
 /* ---- reading ---- */
 
+/* One result (or the NULL that ends a result set) of the reading in
+ * order: TAKE_MORE, TAKE_GROUP when it was the Sync of cur's group, or
+ * TAKE_LOST when it is not what was sent. Consumes r. */
+int pqpool__pipe_take(pqpool__pipe *pp, PGresult *r)
+{
+	pentry *c = pp->cur;
+
+	if (pp->awaiting_sync) {
+		ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		PQclear(r);
+		if (st != PGRES_PIPELINE_SYNC)
+			return TAKE_LOST; /* not the protocol we sent */
+		pp->awaiting_sync = false;
+		return TAKE_GROUP;
+	}
+	if (!c) {
+		PQclear(r);
+		return TAKE_LOST;
+	}
+	if (!r) { /* the end of one of c's result sets */
+		if (--c->nres > 0)
+			return TAKE_MORE;
+		if (c->end_of_group)
+			pp->awaiting_sync = true;
+		else
+			pp->cur = c->next;
+		return TAKE_MORE;
+	}
+	switch (PQresultStatus(r)) {
+	case PGRES_PIPELINE_ABORTED: /* skipped: an earlier one failed */
+		PQclear(r);
+		break;
+	case PGRES_FATAL_ERROR:
+		c->failed = true;
+		pqpool__keep_result(&c->last, r);
+		break;
+	case PGRES_COMMAND_OK:
+		if (c->nres == 2) { /* the Prepare's */
+			c->prep_ok = true;
+			PQclear(r);
+			break;
+		}
+		pqpool__keep_result(&c->last, r);
+		break;
+	case PGRES_COPY_IN:
+	case PGRES_COPY_OUT:
+	case PGRES_COPY_BOTH:
+	case PGRES_PIPELINE_SYNC:
+		PQclear(r);
+		return TAKE_LOST;
+	default:
+		pqpool__keep_result(&c->last, r);
+	}
+	return TAKE_MORE;
+}
+
 /* Reads results until the group at the head of the flight is complete (its
  * Sync read), the deadline passes or the connection fails. The reader's
  * alone: no lock. */
 int pqpool__pipe_read(pqpool__slot *s, int64_t deadline_ns)
 {
 	PGconn *pg = s->link.pg;
-	pqpool__pipe *pp = &s->pipe;
 	bool tls = PQsslInUse(pg);
 
 	for (;;) {
-		PGresult *r;
-		pentry *c = pp->cur;
-
+		int t;
 		while (PQisBusy(pg)) {
 			int w;
 			if (tls) { /* TLS may hold bytes the socket no longer shows */
@@ -118,52 +171,10 @@ int pqpool__pipe_read(pqpool__slot *s, int64_t deadline_ns)
 			if (w < 0 || !PQconsumeInput(pg))
 				return READ_LOST;
 		}
-		r = PQgetResult(pg);
-		if (pp->awaiting_sync) {
-			ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-			PQclear(r);
-			if (st != PGRES_PIPELINE_SYNC)
-				return READ_LOST; /* not the protocol we sent */
-			pp->awaiting_sync = false;
+		t = pqpool__pipe_take(&s->pipe, PQgetResult(pg));
+		if (t == TAKE_GROUP)
 			return READ_GROUP;
-		}
-		if (!c) {
-			PQclear(r);
+		if (t == TAKE_LOST)
 			return READ_LOST;
-		}
-		if (!r) { /* the end of one of c's result sets */
-			if (--c->nres > 0)
-				continue;
-			if (c->end_of_group)
-				pp->awaiting_sync = true;
-			else
-				pp->cur = c->next;
-			continue;
-		}
-		switch (PQresultStatus(r)) {
-		case PGRES_PIPELINE_ABORTED: /* skipped: an earlier one failed */
-			PQclear(r);
-			break;
-		case PGRES_FATAL_ERROR:
-			c->failed = true;
-			pqpool__keep_result(&c->last, r);
-			break;
-		case PGRES_COMMAND_OK:
-			if (c->nres == 2) { /* the Prepare's */
-				c->prep_ok = true;
-				PQclear(r);
-				break;
-			}
-			pqpool__keep_result(&c->last, r);
-			break;
-		case PGRES_COPY_IN:
-		case PGRES_COPY_OUT:
-		case PGRES_COPY_BOTH:
-		case PGRES_PIPELINE_SYNC:
-			PQclear(r);
-			return READ_LOST;
-		default:
-			pqpool__keep_result(&c->last, r);
-		}
 	}
 }

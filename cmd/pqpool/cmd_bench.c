@@ -26,9 +26,12 @@ static const cli_option bench_options[] = {
          "throughput: acquire, exec, release per query instead of "
          "pqpool_query"},
         {"loops", 0, "N",
-         "throughput, compare: N event-loop threads with pqpool_send, "
-         "each keeping its share of the pool busy (as pgbench -j N), "
-         "instead of --threads blocking callers"},
+         "throughput, compare: N event-loop threads with pqpool_submit "
+         "(as pgbench -j N) instead of --threads blocking callers"},
+        {"outstanding", 0, "M",
+         "with --loops: statements kept in flight in total (default: one "
+         "per connection of --pool); compare adds pgbench pipelined at "
+         "as many (-c P, pipelines of M/P)"},
         {"blocking", 0, NULL,
          "spec: a thread per concurrent query (--threads), instead "
          "of one thread with pqpool_send"},
@@ -106,6 +109,8 @@ static json_t *result_json(const bench_result *r)
 		                  pqpool_hist_quantile(&r->pool_wait, 0.99)));
 	if (r->rounds_per_s > 0)
 		json_object_set_new(j, "rounds_per_s", json_real(r->rounds_per_s));
+	if (r->outstanding > 0)
+		json_object_set_new(j, "outstanding", json_integer(r->outstanding));
 	return j;
 }
 
@@ -117,6 +122,8 @@ static void print_result(const run *rn, const bench_result *r)
 	       r->threads, r->conns, r->ops_per_s,
 	       strcmp(rn->workload, "overhead") == 0 ? "cycles" : "queries",
 	       r->cpu_us_per_op);
+	if (r->outstanding > 0)
+		printf("  %4d in flight", r->outstanding);
 	if (strcmp(rn->workload, "overhead") == 0 && r->ops)
 		printf("  %7.1f ns/cycle/thread",
 		       r->seconds * 1e9 * r->threads / (double)r->ops);
@@ -247,12 +254,27 @@ static int w_compare(run *rn)
 	bench_result before, pq, after;
 	pqpool_config c = cfg_of(rn);
 	double pg_qps, pg_cpu, p50, p99, worst;
+	bench_opts po = rn->o;
+	bench_result pbefore, pafter;
+	bool piped = rn->o.loops > 0 && rn->o.outstanding > 0;
+	if (piped) {
+		/* pgbench pipelined at as many statements in flight: -c P, each
+		 * client a pipeline of M/P (fewer clients when M < P) */
+		po.pool = rn->o.outstanding < rn->o.pool ? rn->o.outstanding : rn->o.pool;
+		po.pipeline = rn->o.outstanding / po.pool;
+	}
 	if (record(rn, bench_pgbench(&rn->o, &c, &before), &before) != 0)
+		return -1;
+	c = cfg_of(rn);
+	if (piped && record(rn, bench_pgbench(&po, &c, &pbefore), &pbefore) != 0)
 		return -1;
 	if (record(rn, pooled(rn, &pq), &pq) != 0)
 		return -1;
 	c = cfg_of(rn);
 	if (record(rn, bench_pgbench(&rn->o, &c, &after), &after) != 0)
+		return -1;
+	c = cfg_of(rn);
+	if (piped && record(rn, bench_pgbench(&po, &c, &pafter), &pafter) != 0)
 		return -1;
 	pg_qps = (before.ops_per_s + after.ops_per_s) / 2;
 	pg_cpu = (before.cpu_us_per_op + after.cpu_us_per_op) / 2;
@@ -273,10 +295,19 @@ static int w_compare(run *rn)
 	      "pqpool queries/s / pgbench's, mean of before and after");
 	ratio(rn, "client_cpu_over_pgbench", pg_cpu > 0 ? pq.cpu_us_per_op / pg_cpu : 0,
 	      "pqpool client CPU per query / pgbench's");
+	if (piped) {
+		double pp_qps = (pbefore.ops_per_s + pafter.ops_per_s) / 2;
+		double pp_cpu = (pbefore.cpu_us_per_op + pafter.cpu_us_per_op) / 2;
+		ratio(rn, "throughput_over_pgbench_pipelined",
+		      pp_qps > 0 ? pq.ops_per_s / pp_qps : 0,
+		      "pqpool queries/s / pgbench pipelined at as many in flight");
+		ratio(rn, "client_cpu_over_pgbench_pipelined",
+		      pp_cpu > 0 ? pq.cpu_us_per_op / pp_cpu : 0,
+		      "pqpool client CPU per query / pgbench pipelined's");
+	}
 	if (rn->o.loops > 0) {
-		if (!rn->json)
-			puts("  (event loops keep their own connections: nobody waits "
-			     "for one, no fairness to report)");
+		ratio(rn, "slowest_query_ms", ms(pq.latency.max_ns),
+		      "the slowest statement, submission to callback");
 		return 0;
 	}
 	ratio(rn, "wait_p99_over_median", p50 > 0 ? p99 / p50 : 0,
@@ -372,8 +403,14 @@ static int run_bench(const cli_args *args)
 	    int_opt(args, "duration", strcmp(rn.workload, "overhead") == 0 ? 3 : 10, 1,
 	            3600, &dur) != 0 ||
 	    int_opt(args, "rounds", 0, 0, 100000000, &rn.o.rounds) != 0 ||
-	    int_opt(args, "loops", 0, 0, 1024, &rn.o.loops) != 0)
+	    int_opt(args, "loops", 0, 0, 1024, &rn.o.loops) != 0 ||
+	    int_opt(args, "outstanding", 0, 0, 100000, &rn.o.outstanding) != 0)
 		return CLI_EXIT_USAGE;
+	if (rn.o.outstanding > 0 && rn.o.loops == 0) {
+		fputs("pqpool: bench: --outstanding needs --loops\n", stderr);
+		cli_usage_hint(args->cmd);
+		return CLI_EXIT_USAGE;
+	}
 	rn.o.duration_s = dur;
 	rn.o.query = cli_value(args, "query") ? cli_value(args, "query") : "SELECT 1";
 	rn.o.prepared = cli_flag(args, "prepared");
@@ -387,10 +424,11 @@ static int run_bench(const cli_args *args)
 		setup_free(&rn.s);
 		return rc;
 	}
-	rn.out = json_pack("{s:s, s:{s:i, s:i, s:f, s:s, s:b, s:i}, s:[], s:{}}",
+	rn.out = json_pack("{s:s, s:{s:i, s:i, s:f, s:s, s:b, s:i, s:i}, s:[], s:{}}",
 	                   "workload", rn.workload, "options", "threads", rn.o.threads,
 	                   "pool", rn.o.pool, "duration_s", rn.o.duration_s, "query",
 	                   rn.o.query, "prepared", rn.o.prepared, "loops", rn.o.loops,
+	                   "outstanding", rn.o.outstanding,
 	                   "results", "ratios");
 	rn.results = rn.out ? json_object_get(rn.out, "results") : NULL;
 	if (!rn.results) {
