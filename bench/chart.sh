@@ -16,34 +16,14 @@ out=${2:-$here/throughput.png}
 clients=${CLIENTS:-1,2,4,8,16,32,64}
 duration=${DURATION:-5}
 
-need() {
-  command -v "$1" >/dev/null 2>&1 && return
-  if [ "$(id -u)" -eq 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-  else
-    echo "chart: $1 is missing (Debian package $2)" >&2
-    exit 1
-  fi
-}
-need gnuplot gnuplot-nox
-need jq jq
-
-work=$(mktemp -d)
-state=""
-cleanup() {
-  [ -n "$state" ] && "$here/../tests/pg_fixture.sh" stop "$state" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+chart_name=chart
+# shellcheck source=chart_lib.sh
+. "$here/chart_lib.sh"
+chart_setup
 
 json=${SWEEP_JSON:-}
 if [ -z "$json" ]; then
-  if [ -z "${DATABASE_URL:-}" ]; then
-    state="$work/pg"
-    "$here/../tests/pg_fixture.sh" start "$state" >/dev/null
-    DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$state/env")
-    export DATABASE_URL
-  fi
+  chart_database
   json="$work/sweep.json"
   "$bin" bench sweep --clients "$clients" --duration "$duration" --json --no-progress >"$json"
 fi

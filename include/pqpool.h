@@ -627,6 +627,21 @@ typedef struct pqpool_hist {
 /* Estimated quantile (0 < q < 1) of a histogram, in ms; 0 when empty. */
 PQPOOL_API double pqpool_hist_quantile(const pqpool_hist *h, double q);
 
+/* Upper bounds (statements) of the pipeline-depth histogram's buckets:
+ * 1, 2, 4, ... 256; the last bucket (INT_MAX) is +Inf. */
+#define PQPOOL_DEPTH_BUCKETS 10
+PQPOOL_API const int *pqpool_depth_bounds(void);
+
+typedef struct pqpool_depth_hist {
+	uint64_t count;                         /* samples */
+	uint64_t sum;                           /* their total, statements */
+	uint64_t buckets[PQPOOL_DEPTH_BUCKETS]; /* per bucket, not cumulative */
+} pqpool_depth_hist;
+
+/* The upper bound of the bucket holding quantile q (0 < q < 1), the
+ * largest finite bound for the +Inf bucket; 0 when empty. */
+PQPOOL_API int pqpool_depth_quantile(const pqpool_depth_hist *h, double q);
+
 /* Reasons a connection was closed, for the closed-by-reason counters. */
 typedef enum pqpool_close_reason {
 	PQPOOL_CLOSE_IDLE = 0,    /* idle past idle_timeout_ms */
@@ -683,6 +698,14 @@ typedef struct pqpool_stats {
 
 	int64_t last_activity_ms; /* wall clock of the last acquire/release */
 	int64_t started_ms;       /* wall clock when the pool opened */
+
+	/* Pipelining: at each Sync sent, the statements in flight on that
+	 * connection (this group's included); for each pipelined statement,
+	 * the time it waited behind earlier groups on its connection (from its
+	 * send until the group before it was read to its Sync; 0 when nothing
+	 * was ahead). Both empty with DB_PIPELINE=off. */
+	pqpool_depth_hist pipeline_depth;
+	pqpool_hist pipeline_wait;
 } pqpool_stats;
 
 /* Fills *out with a snapshot. Thread-safe, non-blocking (no I/O). */

@@ -2,6 +2,7 @@
  * without floating point, and quantiles by interpolation. */
 #include "hist.h"
 
+#include <limits.h>
 #include <math.h>
 
 static const double hist_bounds_ms[PQPOOL_HIST_BUCKETS] = {
@@ -70,4 +71,38 @@ double pqpool_hist_quantile(const pqpool_hist *h, double q)
 	}
 	/* Rounding left the rank above the last sample: the largest bound seen. */
 	return hist_bounds_ms[PQPOOL_HIST_BUCKETS - 2];
+}
+
+/* Pipeline depths: powers of two up to 256, then +Inf. */
+static const int depth_bounds[PQPOOL_DEPTH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, INT_MAX};
+
+const int *pqpool_depth_bounds(void)
+{
+	return depth_bounds;
+}
+
+int pqpool__depth_bucket(int depth)
+{
+	int idx = 0;
+	for (int i = 0; i < PQPOOL_DEPTH_BUCKETS - 1; i++)
+		idx += depth > depth_bounds[i];
+	return idx;
+}
+
+int pqpool_depth_quantile(const pqpool_depth_hist *h, double q)
+{
+	if (h == NULL || !(q > 0 && q < 1))
+		return 0;
+	uint64_t total = 0, below = 0;
+	for (int i = 0; i < PQPOOL_DEPTH_BUCKETS; i++)
+		total += h->buckets[i];
+	if (total == 0)
+		return 0;
+	double rank = q * (double)total;
+	for (int i = 0; i < PQPOOL_DEPTH_BUCKETS - 1; i++) {
+		below += h->buckets[i];
+		if ((double)below >= rank)
+			return depth_bounds[i];
+	}
+	return depth_bounds[PQPOOL_DEPTH_BUCKETS - 2];
 }

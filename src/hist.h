@@ -1,4 +1,5 @@
-/* hist.h — latency histograms: fixed bounds, buckets, quantiles. */
+/* hist.h — latency and pipeline-depth histograms: fixed bounds, buckets,
+ * quantiles. */
 #ifndef PQPOOL_HIST_H
 #define PQPOOL_HIST_H
 
@@ -13,5 +14,8 @@ int pqpool__hist_bucket(int64_t ns);
 /* Adds a sample of ns to h (a negative one counts as 0). Not atomic: for
  * histograms kept under a lock. */
 void pqpool__hist_add(pqpool_hist *h, int64_t ns);
+
+/* The bucket of a pipeline depth (statements). */
+int pqpool__depth_bucket(int depth);
 
 #endif

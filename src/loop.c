@@ -259,6 +259,7 @@ static lconn *conn_spare(pqpool_loop *l)
 
 static void conn_add(lconn *c, pentry *e)
 {
+	e->join_ns = c->alone ? 0 : pqc_now_ns(); /* alone: never behind another's */
 	push_back(&c->pend, &c->pend_tail, e);
 	c->npend++;
 	c->dirty = true;
@@ -346,6 +347,8 @@ static void conn_send(lconn *c)
 		}
 		if (e->solo || !c->pend || c->pend->solo) {
 			e->end_of_group = true;
+			if (!c->alone)
+				pqpool__qstats_depth(&s->q, c->nflight);
 			if (!pqpool__pipe_send_sync(pg)) {
 				c->lost = true;
 				return;
@@ -374,7 +377,7 @@ static void conn_group(pqpool_loop *l, lconn *c)
 	PGTransactionStatusType tx = PQtransactionStatus(s->link.pg);
 	bool open_tx = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR, again_failed;
 	pentry *failed, *again = NULL, *again_tail = NULL;
-	pentry *g = pqpool__pipe_detach_group(pp, &failed, &again_failed);
+	pentry *g = pqpool__pipe_detach_group(s, &failed, &again_failed);
 
 	c->sent_ns = pp->flight ? pqc_now_ns() : 0;
 	if (c->sent_ns)

@@ -230,6 +230,7 @@ static void append(pqpool__pipe *pp, pentry *e)
 	e->role = R_WAIT;
 	e->abandoned = false;
 	pqc_event_init(&e->ev);
+	e->join_ns = pqc_now_ns();
 	push_back(&pp->pend, &pp->pend_tail, e);
 	atomic_fetch_add_explicit(&pp->load, 1, memory_order_relaxed);
 }

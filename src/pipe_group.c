@@ -73,10 +73,12 @@ static void deliver(pqpool__slot *s, pentry *e, wakelist *w, pentry *me)
  * its first statement, *failed the first that failed of its own (NULL when
  * none did), *again_failed when that failure was our cancel request
  * hitting a statement it was not meant for. */
-pentry *pqpool__pipe_detach_group(pqpool__pipe *pp, pentry **failed, bool *again_failed)
+pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_failed)
 {
+	pqpool__pipe *pp = &s->pipe;
 	pentry *g = pp->flight, *end = g;
 	const char *code;
+	int64_t ahead_done = pp->done_ns;
 
 	while (!end->end_of_group)
 		end = end->next;
@@ -86,9 +88,15 @@ pentry *pqpool__pipe_detach_group(pqpool__pipe *pp, pentry **failed, bool *again
 	pp->cur = pp->flight;
 	end->next = NULL;
 	*failed = NULL;
-	for (pentry *e = g; e; e = e->next)
+	pp->done_ns = pqc_now_ns();
+	for (pentry *e = g; e; e = e->next) {
 		if (e->failed && !*failed)
 			*failed = e;
+		/* what ran ahead of it on this connection since it joined (0:
+		 * it ran alone, not shared) */
+		if (e->join_ns)
+			pqpool__qstats_hol(&s->q, ahead_done - e->join_ns, 1);
+	}
 	/* Our cancel request hits whatever runs when it arrives: a statement
 	 * it was not meant for is sent again, like the rest of its group. */
 	code = *failed ? PQresultErrorField((*failed)->last, PG_DIAG_SQLSTATE) : NULL;
@@ -104,7 +112,7 @@ void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
 	pentry *failed, *again = NULL, *again_tail = NULL;
 	PGTransactionStatusType tx = PQtransactionStatus(s->link.pg);
 	bool open_tx = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR, again_failed;
-	pentry *g = pqpool__pipe_detach_group(pp, &failed, &again_failed);
+	pentry *g = pqpool__pipe_detach_group(s, &failed, &again_failed);
 
 	if (open_tx) {
 		/* the group left a transaction open: nothing of it committed, and

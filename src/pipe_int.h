@@ -27,6 +27,8 @@ typedef struct pqpool__pentry {
 	struct pqpool__pentry *next;
 	pqpool__qreq req;
 	int64_t t0_ns, deadline_ns;
+	int64_t join_ns; /* when it joined a shared connection (head-of-line
+	                  * wait); 0 when it runs alone */
 	int role;       /* under the pipe's lock */
 	bool abandoned; /* under the lock: its caller gave up */
 	pqc_event ev;   /* set once role leaves R_WAIT */
@@ -121,8 +123,9 @@ void pqpool__pipe_set_outcome(pentry *e, int status);
 /* Takes the group at the head of the flight (read to its Sync) out of it:
  * its first statement, *failed the first that failed of its own (NULL when
  * none did), *again_failed when that failure was our cancel request
- * hitting a statement it was not meant for (to be sent again). */
-pentry *pqpool__pipe_detach_group(pqpool__pipe *pp, pentry **failed, bool *again_failed);
+ * hitting a statement it was not meant for (to be sent again). Counts
+ * each statement's head-of-line wait. */
+pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_failed);
 /* A Prepare the server did not carry out is forgotten. */
 void pqpool__pipe_forget_unprepared(pqpool__slot *s, const pentry *e);
 /* e failed on a plan the server no longer honours (26000, or a cached

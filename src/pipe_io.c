@@ -63,9 +63,10 @@ bool pqpool__pipe_send(pqpool__slot *s, int64_t deadline_ns)
 {
 	PGconn *pg = s->link.pg;
 	int64_t now = pqc_now_ns(), now_ms = pqc_now_coarse_ms();
-	int f;
+	int f, depth = 0;
 
 	for (pentry *e = s->pipe.flight; e; e = e->next) {
+		depth++;
 		if (!e->counted) {
 			/* a share of the connection is an acquire; its wait, the
 			 * time until its batch went out */
@@ -77,6 +78,7 @@ bool pqpool__pipe_send(pqpool__slot *s, int64_t deadline_ns)
 			return false;
 		if (e->solo || !e->next || e->next->solo) {
 			e->end_of_group = true;
+			pqpool__qstats_depth(&s->q, depth);
 			if (!pqpool__pipe_send_sync(pg))
 				return false;
 		}

@@ -113,6 +113,20 @@ static json_t *hist_json(const pqpool_hist *h, bool *ok)
 	return o;
 }
 
+static json_t *depth_json(const pqpool_depth_hist *h, bool *ok)
+{
+	json_t *o = json_object();
+	uint64_t total = 0;
+	for (int i = 0; i < PQPOOL_DEPTH_BUCKETS; i++)
+		total += h->buckets[i];
+	put(o, "count", json_integer(clamp_u64(total)), ok);
+	put_real(o, "mean", total ? (double)h->sum / (double)total : 0, ok);
+	put(o, "p50", json_integer(pqpool_depth_quantile(h, 0.50)), ok);
+	put(o, "p95", json_integer(pqpool_depth_quantile(h, 0.95)), ok);
+	put(o, "p99", json_integer(pqpool_depth_quantile(h, 0.99)), ok);
+	return o;
+}
+
 /* Everything beyond the specification's keys, kept apart so that the
  * specification's objects stay exactly as written. */
 static json_t *pool_json(const pqpool_stats *st, bool *ok)
@@ -161,6 +175,10 @@ static json_t *pool_json(const pqpool_stats *st, bool *ok)
 	put(pool, "waitTimeMs", hist_json(&st->wait, ok), ok);
 	put(pool, "queryTimeMs", hist_json(&st->query, ok), ok);
 	put(pool, "connectTimeMs", hist_json(&st->connect, ok), ok);
+	json_t *pipe = json_object();
+	put(pipe, "depth", depth_json(&st->pipeline_depth, ok), ok);
+	put(pipe, "headOfLineWaitMs", hist_json(&st->pipeline_wait, ok), ok);
+	put(pool, "pipeline", pipe, ok);
 	return pool;
 }
 

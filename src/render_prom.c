@@ -109,6 +109,27 @@ static void prom_hist(pqc_sbuf *b, const char *name, const char *help,
 	pqc_sbuf_printf(b, "\n%s_count %" PRIu64 "\n", name, cum);
 }
 
+/* A histogram of statement counts (no unit). */
+static void prom_depth(pqc_sbuf *b, const char *name, const char *help,
+                       const pqpool_depth_hist *h)
+{
+	uint64_t cum = 0;
+	prom_help(b, name, "histogram", help);
+	for (int i = 0; i < PQPOOL_DEPTH_BUCKETS; i++) {
+		char le[32];
+		cum += h->buckets[i];
+		if (i == PQPOOL_DEPTH_BUCKETS - 1)
+			snprintf(le, sizeof le, "+Inf");
+		else
+			snprintf(le, sizeof le, "%d", pqpool_depth_bounds()[i]);
+		pqc_sbuf_printf(b, "%s_bucket", name);
+		prom_label(b, "le", le);
+		pqc_sbuf_printf(b, " %" PRIu64 "\n", cum);
+	}
+	pqc_sbuf_printf(b, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name, h->sum, name,
+	                cum);
+}
+
 char *pqpool_render_prometheus(const pqpool_stats *st)
 {
 	if (st == NULL)
@@ -195,5 +216,12 @@ char *pqpool_render_prometheus(const pqpool_stats *st)
 	          &st->query);
 	prom_hist(&b, "db_client_connection_create_time_seconds",
 	          "Time it took to open a connection.", &st->connect);
+	prom_depth(&b, "db_client_connection_pipeline_depth",
+	           "Statements in flight on a connection at each pipeline Sync sent.",
+	           &st->pipeline_depth);
+	prom_hist(&b, "db_client_connection_pipeline_wait_time_seconds",
+	          "Time pipelined statements waited behind earlier groups on their "
+	          "connection (head-of-line wait).",
+	          &st->pipeline_wait);
 	return pqc_sbuf_finish(&b);
 }

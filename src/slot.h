@@ -109,6 +109,7 @@ typedef struct pqpool__pipe {
 	bool closing;       /* takes no more entries: it drains, then is released */
 	bool awaiting_sync; /* cur's group is read: its Sync comes next */
 	bool cancel_sent;   /* a cancel request went out for the batch in flight */
+	int64_t done_ns;    /* when the last group was read to its Sync */
 	/* for joiners' scan without the lock */
 	_Atomic bool open;       /* active and not closing */
 	_Atomic int load;        /* entries joined and not yet freed */

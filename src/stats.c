@@ -53,6 +53,24 @@ void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool 
 	BUMP(q->win[b].sum_ns, (uint64_t)dur_ns);
 }
 
+void pqpool__qstats_depth(pqpool__qstats *q, int depth)
+{
+	if (depth < 1)
+		depth = 1;
+	BUMP(q->depth_sum, (uint64_t)depth);
+	BUMP(q->depth_hist[pqpool__depth_bucket(depth)], 1);
+}
+
+void pqpool__qstats_hol(pqpool__qstats *q, int64_t ns, int n)
+{
+	if (ns < 0)
+		ns = 0;
+	if (n < 1)
+		return;
+	BUMP(q->hol_sum_ns, (uint64_t)ns * (uint64_t)n);
+	BUMP(q->hol_hist[pqpool__hist_bucket(ns)], (uint64_t)n);
+}
+
 /* ---- rare-path counters ---- */
 
 void pqpool__counters_init(pqpool__counters *c)
@@ -173,7 +191,12 @@ void pqpool__tally_slot(pqpool__tally *t, const pqpool__qstats *q, enum pqpool__
 	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++) {
 		st->wait.buckets[b] += LOAD(q->wait_hist[b]);
 		st->query.buckets[b] += LOAD(q->hist[b]);
+		st->pipeline_wait.buckets[b] += LOAD(q->hol_hist[b]);
 	}
+	st->pipeline_depth.sum += LOAD(q->depth_sum);
+	for (int b = 0; b < PQPOOL_DEPTH_BUCKETS; b++)
+		st->pipeline_depth.buckets[b] += LOAD(q->depth_hist[b]);
+	t->hol_ns += LOAD(q->hol_sum_ns);
 }
 
 void pqpool__tally_end(pqpool__tally *t, const pqpool__pool_facts *f)
@@ -194,9 +217,14 @@ void pqpool__tally_end(pqpool__tally *t, const pqpool__pool_facts *f)
 	}
 	if (!t->full)
 		return;
-	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++) {
 		st->query.count += st->query.buckets[b];
+		st->pipeline_wait.count += st->pipeline_wait.buckets[b];
+	}
 	st->query.sum_ms = (double)t->qsum_ns / 1e6;
+	st->pipeline_wait.sum_ms = (double)t->hol_ns / 1e6;
+	for (int b = 0; b < PQPOOL_DEPTH_BUCKETS; b++)
+		st->pipeline_depth.count += st->pipeline_depth.buckets[b];
 	/* Acquires that took the lock-free path waited for nothing: they are
 	 * the zero bucket of the wait distribution. */
 	st->wait.count = t->slow;

@@ -26,6 +26,11 @@ typedef struct pqpool__qstats {
 	_Atomic uint64_t errors;
 	_Atomic uint64_t sum_ns;
 	_Atomic uint64_t hist[PQPOOL_HIST_BUCKETS];
+	/* pipelining: depth at each Sync, wait behind earlier groups */
+	_Atomic uint64_t depth_sum;
+	_Atomic uint64_t depth_hist[PQPOOL_DEPTH_BUCKETS];
+	_Atomic uint64_t hol_sum_ns;
+	_Atomic uint64_t hol_hist[PQPOOL_HIST_BUCKETS];
 	struct {
 		_Atomic int64_t epoch; /* now_s / SPAN of this bucket */
 		_Atomic uint64_t n, err, sum_ns;
@@ -51,6 +56,13 @@ static inline void pqpool__qstats_release(pqpool__qstats *q, int64_t now_ms)
 void pqpool__qstats_wait(pqpool__qstats *q, int64_t ns);
 /* A query ended at end_ns (monotonic) after dur_ns, failed or not. */
 void pqpool__qstats_add(pqpool__qstats *q, int64_t end_ns, int64_t dur_ns, bool error);
+
+/* A group was sent with depth statements in flight on the connection
+ * (its own included). By the connection's sender. */
+void pqpool__qstats_depth(pqpool__qstats *q, int depth);
+/* n statements of a group waited ns behind the groups before it. By the
+ * connection's reader. */
+void pqpool__qstats_hol(pqpool__qstats *q, int64_t ns, int n);
 
 /* The counters of rare events, under their own lock (or atomic). */
 typedef struct pqpool__counters {
@@ -85,7 +97,7 @@ typedef struct pqpool__tally {
 	pqpool_stats *st;
 	bool full; /* lifetime figures too, not only counts and the window */
 	int64_t epoch;
-	uint64_t win_sum_ns, win_err, qsum_ns, slow, wait_ns;
+	uint64_t win_sum_ns, win_err, qsum_ns, slow, wait_ns, hol_ns;
 	int64_t last_use_ms;
 } pqpool__tally;
 

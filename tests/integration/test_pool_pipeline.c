@@ -252,9 +252,22 @@ static int run_tx(bool pipeline)
 		w[i].p = p;
 		pthread_create(&w[i].th, NULL, tx_work, &w[i]);
 	}
+	pqpool_stats st;
 	for (int i = 0; i < 16; i++) {
 		pthread_join(w[i].th, NULL);
 		assert_int_equal(w[i].n, 200);
+	}
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	if (pipeline) {
+		/* the depth histogram saw groups of several, none past the bound */
+		assert_true(st.pipeline_depth.count > 0);
+		assert_true(st.pipeline_depth.sum > st.pipeline_depth.count);
+		for (int b = 0; b < PQPOOL_DEPTH_BUCKETS; b++)
+			if (pqpool_depth_bounds()[b] > 16) /* DB_PIPELINE_DEPTH's default */
+				assert_int_equal(st.pipeline_depth.buckets[b], 0);
+	} else {
+		assert_int_equal(st.pipeline_depth.count, 0);
+		assert_int_equal(st.pipeline_wait.count, 0);
 	}
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 	return count_shared(w, 16);
@@ -334,6 +347,15 @@ static void test_slow_times_out_alone(void **state)
 	}
 	/* nothing left running on the server, the counts right */
 	pqpool_stats_get(p, &st);
+	/* nothing waited behind the 3 s sleeps for as long as they ran: a
+	 * group is split after PQPOOL__PIPE_SPLIT_MS, a deadline is 400 ms */
+	assert_true(st.pipeline_wait.count > 0);
+	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+		if (b > 0 && pqpool_hist_bounds_ms()[b - 1] >= 1000)
+			if (st.pipeline_wait.buckets[b])
+				fail_msg("%llu statements waited over %g ms behind others",
+				         (unsigned long long)st.pipeline_wait.buckets[b],
+				         pqpool_hist_bounds_ms()[b - 1]);
 	assert_int_equal(st.active, 0);
 	assert_int_equal(st.waiting, 0);
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));

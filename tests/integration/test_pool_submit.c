@@ -346,7 +346,12 @@ static void test_groups_form(void **state)
 {
 	(void)state;
 	pqpool *p = open_pool(4, true, true, 0);
+	pqpool_stats st;
 	assert_true(shared_xids(p, 0) > 0);
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	assert_true(st.pipeline_depth.count > 0);
+	assert_true(st.pipeline_depth.sum > st.pipeline_depth.count); /* groups of several */
+	assert_int_equal(st.pipeline_wait.count, (uint64_t)XIDS);     /* each statement once */
 	/* alone on request: each in a transaction of its own */
 	assert_int_equal(shared_xids(p, PQPOOL_NO_PIPELINE), 0);
 	assert_pool_idle(p);
@@ -354,6 +359,9 @@ static void test_groups_form(void **state)
 
 	p = open_pool(4, true, false, 0); /* DB_PIPELINE=off */
 	assert_int_equal(shared_xids(p, 0), 0);
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	assert_int_equal(st.pipeline_depth.count, 0);
+	assert_int_equal(st.pipeline_wait.count, 0);
 	assert_pool_idle(p);
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }

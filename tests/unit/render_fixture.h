@@ -62,6 +62,14 @@ static void example_stats(pqpool_stats *st)
 		pqpool__hist_add(&st->wait, 50000);
 	for (int i = 0; i < 7; i++)
 		pqpool__hist_add(&st->connect, 3000000);
+	/* pipeline: 100 Syncs at depth 1, 300 at 3, 600 at 64 */
+	st->pipeline_depth.buckets[0] = 100;
+	st->pipeline_depth.buckets[2] = 300;
+	st->pipeline_depth.buckets[6] = 600;
+	st->pipeline_depth.count = 1000;
+	st->pipeline_depth.sum = 100 + 300 * 3 + 600 * 64;
+	for (int i = 0; i < 400; i++)
+		pqpool__hist_add(&st->pipeline_wait, 2000000); /* 2 ms behind */
 	st->started_ms = T0 - 3600000;
 	st->last_activity_ms = T0 - 500;
 }

@@ -123,6 +123,35 @@ static void test_hist_quantile(void **state)
 	assert_near(pqpool_hist_quantile(&h, 0.5), 5000, 1e-9);
 }
 
+/* Depths: powers of two, each bound in its own bucket, the rest +Inf. */
+static void test_depth(void **state)
+{
+	(void)state;
+	const int *b = pqpool_depth_bounds();
+	assert_int_equal(b[0], 1);
+	assert_int_equal(b[PQPOOL_DEPTH_BUCKETS - 2], 256);
+	assert_int_equal(pqpool__depth_bucket(0), 0);
+	assert_int_equal(pqpool__depth_bucket(1), 0);
+	assert_int_equal(pqpool__depth_bucket(2), 1);
+	assert_int_equal(pqpool__depth_bucket(3), 2);
+	assert_int_equal(pqpool__depth_bucket(4), 2);
+	assert_int_equal(pqpool__depth_bucket(256), PQPOOL_DEPTH_BUCKETS - 2);
+	assert_int_equal(pqpool__depth_bucket(257), PQPOOL_DEPTH_BUCKETS - 1);
+
+	pqpool_depth_hist h;
+	memset(&h, 0, sizeof h);
+	assert_int_equal(pqpool_depth_quantile(&h, 0.5), 0);
+	assert_int_equal(pqpool_depth_quantile(NULL, 0.5), 0);
+	h.buckets[0] = 10; /* depth 1 */
+	h.buckets[3] = 90; /* depth 5..8 */
+	assert_int_equal(pqpool_depth_quantile(&h, 0.05), 1);
+	assert_int_equal(pqpool_depth_quantile(&h, 0.10), 1);
+	assert_int_equal(pqpool_depth_quantile(&h, 0.5), 8);
+	assert_int_equal(pqpool_depth_quantile(&h, 1.0), 0); /* out of range */
+	h.buckets[PQPOOL_DEPTH_BUCKETS - 1] = 1000; /* beyond 256 */
+	assert_int_equal(pqpool_depth_quantile(&h, 0.99), 256);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +159,7 @@ int main(void)
 	        cmocka_unit_test(test_hist_bucket_boundaries),
 	        cmocka_unit_test(test_hist_add),
 	        cmocka_unit_test(test_hist_quantile),
+	        cmocka_unit_test(test_depth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,8 +160,9 @@ static void test_metrics_json_shape(void **state)
 	json_t *p = json_object_get(pj, "pool");
 	static const char *const pk[] = {
 	        "max",           "min",    "closed",     "startedAt",   "counters",
-	        "errorsByClass", "window", "waitTimeMs", "queryTimeMs", "connectTimeMs"};
-	assert_keys(p, pk, 10);
+	        "errorsByClass", "window", "waitTimeMs", "queryTimeMs", "connectTimeMs",
+	        "pipeline"};
+	assert_keys(p, pk, 11);
 	assert_int_at(p, "max", 20);
 	assert_int_at(p, "min", 5);
 	assert_true(json_is_false(json_object_get(p, "closed")));
@@ -213,6 +214,20 @@ static void test_metrics_json_shape(void **state)
 	json_t *ct = json_object_get(p, "connectTimeMs");
 	assert_int_at(ct, "count", 7);
 	assert_real_at(ct, "p50", 2.5 + 2.5 * 0.5);
+
+	json_t *pl = json_object_get(p, "pipeline");
+	static const char *const plk[] = {"depth", "headOfLineWaitMs"};
+	assert_keys(pl, plk, 2);
+	json_t *dp = json_object_get(pl, "depth");
+	assert_keys(dp, hk, 5);
+	assert_int_at(dp, "count", 1000);
+	assert_real_at(dp, "mean", (100 + 300 * 3 + 600 * 64) / 1000.0);
+	assert_int_at(dp, "p50", 64); /* 400 below, the 500th is at depth 64 */
+	assert_int_at(dp, "p99", 64);
+	json_t *hl = json_object_get(pl, "headOfLineWaitMs");
+	assert_keys(hl, hk, 5);
+	assert_int_at(hl, "count", 400);
+	assert_real_at(hl, "mean", 2);
 
 	json_decref(pj);
 	rfree(ps);

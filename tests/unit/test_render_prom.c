@@ -348,6 +348,8 @@ static void test_prometheus_structure(void **state)
 	        {"db_client_connection_wait_time_seconds", "histogram"},
 	        {"db_client_operation_duration_seconds", "histogram"},
 	        {"db_client_connection_create_time_seconds", "histogram"},
+	        {"db_client_connection_pipeline_depth", "histogram"},
+	        {"db_client_connection_pipeline_wait_time_seconds", "histogram"},
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		prom_fam *f = fam_find(&d, want[i].name);
@@ -404,6 +406,30 @@ static void test_prometheus_structure(void **state)
 	assert_int_equal(fam_find(&d, h)->samples, PQPOOL_HIST_BUCKETS + 2);
 	assert_true(sample_value(s, "db_client_connection_create_time_seconds_count") ==
 	            7);
+
+	/* depth buckets in statements, cumulative; the wait in seconds */
+	static const struct {
+		const char *sample;
+		double want;
+	} pipe[] = {
+	        {"db_client_connection_pipeline_depth_bucket{le=\"1\"}", 100},
+	        {"db_client_connection_pipeline_depth_bucket{le=\"2\"}", 100},
+	        {"db_client_connection_pipeline_depth_bucket{le=\"4\"}", 400},
+	        {"db_client_connection_pipeline_depth_bucket{le=\"64\"}", 1000},
+	        {"db_client_connection_pipeline_depth_bucket{le=\"+Inf\"}", 1000},
+	        {"db_client_connection_pipeline_depth_sum", 100 + 300 * 3 + 600 * 64},
+	        {"db_client_connection_pipeline_wait_time_seconds_bucket{le=\"0.001\"}", 0},
+	        {"db_client_connection_pipeline_wait_time_seconds_bucket{le=\"0.0025\"}", 400},
+	        {"db_client_connection_pipeline_wait_time_seconds_count", 400},
+	};
+	for (size_t i = 0; i < sizeof pipe / sizeof pipe[0]; i++)
+		if (sample_value(s, pipe[i].sample) != pipe[i].want)
+			fail_msg("%s: %g, expected %g", pipe[i].sample,
+			         sample_value(s, pipe[i].sample), pipe[i].want);
+	assert_near(sample_value(s, "db_client_connection_pipeline_wait_time_seconds_sum"), 0.8,
+	            1e-9);
+	assert_int_equal(fam_find(&d, "db_client_connection_pipeline_depth")->samples,
+	                 PQPOOL_DEPTH_BUCKETS + 2);
 	rfree(s);
 }
 
