@@ -158,6 +158,11 @@ typedef struct pqpool_config {
 	                     * statement per connection at a time */
 	int pipeline_depth; /* DB_PIPELINE_DEPTH, 16; 1..1024: statements one
 	                     * connection carries at once */
+	bool pipeline_one_sync; /* DB_PIPELINE_ONE_SYNC, false: at most one
+	                         * group (one Sync) in flight per connection,
+	                         * for a pooler in transaction mode (PgBouncer
+	                         * 1.18) that hands the server connection on at
+	                         * each ReadyForQuery */
 
 	bool fail_fast; /* pqpool_open fails if the database cannot be
 	                 * reached; default false: open succeeds with an
@@ -517,7 +522,11 @@ PQPOOL_API int pqpool_loop_new(pqpool *pool, const pqpool_adapter *adapter,
  * PQPOOL_ETIMEDOUT at once, and a cancel request goes out), and
  * connection_timeout_ms for a connection when the pool has none to give.
  * A statement that may have taken effect is never sent again after a
- * failure of its connection. PQPOOL_OK, or PQPOOL_EINVAL / PQPOOL_ENOMEM /
+ * failure of its connection, unless flagged PQPOOL_IDEMPOTENT: then a
+ * failure worth trying again (the connection lost, or a SQLSTATE of
+ * pqpool_sqlstate_retryable) sends it again after a backoff, as
+ * pqpool_query does (retry_attempts, retry_deadline_ms; counted as
+ * retries), before its callback runs. PQPOOL_OK, or PQPOOL_EINVAL / PQPOOL_ENOMEM /
  * PQPOOL_ECLOSED (the pool is closing), and then done is never called.
  */
 PQPOOL_API int pqpool_submit(pqpool_loop *loop, const char *sql, int nparams,

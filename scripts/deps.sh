@@ -10,6 +10,9 @@ pkgs=(build-essential cmake pkg-config libpq-dev libjansson-dev libmicrohttpd-de
 pkgs+=(libuv1-dev libevent-dev)
 # the throwaway PostgreSQL cluster, unit tests, metrics checking, load tools
 pkgs+=(postgresql postgresql-contrib libcmocka-dev prometheus curl wrk)
+# tests/sh/test_pgbouncer.sh: the pool behind PgBouncer in transaction mode
+# (scripts/pgbouncer.sh starts a private one; its own service stays stopped)
+pkgs+=(pgbouncer)
 # the service's tests: JSON checks, ss to find a quiet service's port, openssl for TLS certificates
 pkgs+=(jq iproute2 openssl)
 # the man pages' check renders them with groff (groff-base has groff -man -Tutf8)

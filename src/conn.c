@@ -32,6 +32,24 @@ static void notice_receiver(void *arg, const PGresult *res)
 	pqpool__log(lg, lvl, "server: %s", msg);
 }
 
+
+/* A failed connect's message, with the fix when it is one we know: PgBouncer
+ * (and some other proxies) refuse the "options" startup parameter that
+ * carries DB_STATEMENT_TIMEOUT. */
+static void connect_error(const char *msg, char *err, size_t errlen)
+{
+	char m[PQPOOL__ERRLEN];
+	pqpool__trim_msg(msg, m, sizeof m);
+	if (strstr(m, "unsupported startup parameter: options"))
+		snprintf(err, errlen,
+		         "%s (a connection pooler such as PgBouncer in between: set "
+		         "DB_STATEMENT_TIMEOUT=0 and give the role its statement_timeout "
+		         "on the server, ALTER ROLE ... SET statement_timeout = ...)",
+		         m);
+	else
+		snprintf(err, errlen, "%s", m);
+}
+
 /* libpq's connect_timeout is applied only by its blocking PQconnectdb; with
  * PQconnectStartParams/PQconnectPoll the deadline is ours to keep, which is
  * what lets one DB_CONNECTION_TIMEOUT bound the whole of an acquire. Several
@@ -117,8 +135,7 @@ int pqpool__connect_many(const pqpool__params *params, const pqpool__logger *lg,
 				opened++;
 			} else if (st[i] == PGRES_POLLING_FAILED) {
 				if (err && !err[0])
-					pqpool__trim_msg(PQerrorMessage(out[i]), err,
-					                 errlen);
+					connect_error(PQerrorMessage(out[i]), err, errlen);
 				PQfinish(out[i]);
 				out[i] = NULL;
 				pending--;

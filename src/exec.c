@@ -151,7 +151,18 @@ int pqpool__result_status(pqpool__slot *s, PGresult *last, int64_t cancelled_t0,
 			break;
 		}
 		pqpool__trim_msg(PQresultErrorMessage(last), msg, sizeof msg);
-		status = pqpool__fail_code(PQPOOL_EQUERY, state, "%s: %s", what, msg);
+		if (state && s->ctx->cfg.prepare &&
+		    (strcmp(state, "42P05") == 0 || strcmp(state, "26000") == 0) &&
+		    strstr(msg, "\"pqpool_"))
+			/* our own statement names: the session under us changed, as
+			 * behind a pooler in transaction mode */
+			status = pqpool__fail_code(
+			        PQPOOL_EQUERY, state,
+			        "%s: %s (a pooler in transaction mode such as PgBouncer in "
+			        "between? set DB_PREPARED_STATEMENTS=off)",
+			        what, msg);
+		else
+			status = pqpool__fail_code(PQPOOL_EQUERY, state, "%s: %s", what, msg);
 	}
 	}
 	if (status != PQPOOL_OK) {

@@ -20,9 +20,11 @@
 #include "error.h"
 #include "exec.h"
 #include "lease.h"
+#include "log.h"
 #include "pipe.h"
 #include "pipe_int.h"
 #include "pool.h"
+#include "rand.h"
 #include "stats.h"
 #include "stmtcache.h"
 
@@ -32,8 +34,11 @@ typedef struct lentry {
 	pentry e; /* first: an lentry is a pentry */
 	pqpool_done_fn done;
 	void *arg;
-	bool alone;   /* on a connection of its own */
-	bool retried; /* sent again once after a stale plan */
+	bool alone;       /* on a connection of its own */
+	bool retried;     /* sent again once after a stale plan */
+	unsigned flags;   /* pqpool_submit's */
+	int attempts;     /* sent this many times after failures (1: once) */
+	int64_t retry_at; /* on the loop's later list: sent again from then */
 	char *params_buf[];
 } lentry;
 
@@ -68,6 +73,7 @@ struct pqpool_loop {
 	lconn *conns;
 	int nconns;
 	pentry *queue, *queue_tail; /* waiting for room on a connection */
+	pentry *later, *later_tail; /* retries waiting out their backoff */
 	int outstanding;
 	int depth;           /* nesting of our entry points (callbacks submit) */
 	bool freeing;        /* pqpool_loop_free from a callback */
@@ -121,6 +127,65 @@ static void fail(pqpool_loop *l, pentry *e, int status, const char *fmt, long lo
 {
 	pqpool__fail(status, fmt, a);
 	complete(l, e, status, NULL);
+}
+
+/* A PQPOOL_IDEMPOTENT statement that failed with status (the thread's
+ * error describing it) in a way worth trying again goes on the later list
+ * for its backoff, as pqpool_query's retry loop would: true. Within
+ * retry_attempts, DB_RETRY_DEADLINE and its own deadline. */
+static bool retry_later(pqpool_loop *l, pentry *pe, int status, int64_t now)
+{
+	lentry *e = L(pe);
+	const pqpool_config *cfg = &l->pool->ctx.cfg;
+	int delay;
+	int64_t at;
+
+	if (!e->done || !(e->flags & PQPOOL_IDEMPOTENT) || e->attempts >= cfg->retry_attempts ||
+	    !(status == PQPOOL_ECONNLOST || pqpool_sqlstate_retryable(pqpool_errcode())))
+		return false;
+	delay = pqpool_backoff_ms(e->attempts, cfg->retry_base_delay_ms, cfg->retry_max_delay_ms,
+	                          pqc_rand64());
+	at = now + (int64_t)delay * 1000000;
+	if (at >= pe->t0_ns + (int64_t)cfg->retry_deadline_ms * 1000000 || at >= pe->deadline_ns)
+		return false;
+	pqpool__log(&l->pool->ctx.log, PQPOOL_LOG_WARN,
+	            "database query attempt %d failed, retrying in %d ms: %s", e->attempts,
+	            delay, pqpool_errmsg());
+	pqpool__count(&l->pool->ctx.counters, PQPOOL__RETRIES, 1);
+	e->attempts++;
+	e->retry_at = at;
+	PQclear(pe->last);
+	pe->last = NULL;
+	pe->cancelled = pe->failed = false;
+	push_back(&l->later, &l->later_tail, pe);
+	due_at(l, at);
+	return true;
+}
+
+/* Retries whose backoff is over go to the front of the queue (they were
+ * submitted before what waits there); the next of the others is due. */
+static void later_due(pqpool_loop *l, int64_t now)
+{
+	pentry *due = NULL, *due_tail = NULL;
+	for (pentry **pe = &l->later, *prev = NULL; *pe;) {
+		pentry *e = *pe;
+		if (now < L(e)->retry_at) {
+			due_at(l, L(e)->retry_at);
+			prev = e;
+			pe = &e->next;
+			continue;
+		}
+		*pe = e->next;
+		if (l->later_tail == e)
+			l->later_tail = prev;
+		push_back(&due, &due_tail, e);
+	}
+	if (due) {
+		due_tail->next = l->queue;
+		if (!l->queue)
+			l->queue_tail = due_tail;
+		l->queue = due;
+	}
 }
 
 /* ---- the adapter ---- */
@@ -320,6 +385,8 @@ static void conn_send(lconn *c)
 	c->dirty = false;
 	if (pp->cancel_sent)
 		return; /* nothing new until what it may hit is read (conn_group) */
+	if (pp->flight && s->ctx->cfg.pipeline_one_sync)
+		return; /* one group in flight: the next once it is read */
 	atomic_store_explicit(&s->lease.acquired_ms, now_ms, memory_order_relaxed);
 	while (c->pend) {
 		pentry *e = c->pend;
@@ -353,6 +420,8 @@ static void conn_send(lconn *c)
 				c->lost = true;
 				return;
 			}
+			if (s->ctx->cfg.pipeline_one_sync)
+				break;
 		}
 	}
 	if (!c->sent_ns) {
@@ -387,6 +456,8 @@ static void conn_group(pqpool_loop *l, lconn *c)
 		c->cancel_ns = 0;
 		c->dirty = c->pend != NULL; /* held while the cancel was out */
 	}
+	if (!pp->flight && c->pend)
+		c->dirty = true; /* held while a group was in flight (one Sync) */
 	if (open_tx && !c->alone) {
 		/* nothing of the group committed, and the connection is not fit
 		 * to share: it is closed once drained */
@@ -425,7 +496,10 @@ static void conn_group(pqpool_loop *l, lconn *c)
 			                           "query");
 			e->last = NULL;
 			pqpool__note_query(s, e->t0_ns, st);
-			complete(l, e, st, res);
+			if (st != PQPOOL_OK && retry_later(l, e, st, pqc_now_ns()))
+				PQclear(res); /* a serialization failure, say: later */
+			else
+				complete(l, e, st, res);
 		} else {
 			/* rolled back or skipped with the group: again, alone */
 			PQclear(e->last);
@@ -473,10 +547,14 @@ static void conn_lost(pqpool_loop *l, lconn *c)
 	c->settled = true;
 	st = pqpool__conn_lost(s, "query", NULL);
 	for (pentry *e = pp->flight, *n; e; e = n) {
+		pqpool__saved_error err;
 		n = e->next;
 		c->nflight--;
 		pqpool__note_query(s, e->t0_ns, st);
-		complete(l, e, st, NULL);
+		pqpool__error_save(&err);
+		if (!retry_later(l, e, st, pqc_now_ns()))
+			complete(l, e, st, NULL);
+		pqpool__error_restore(&err);
 	}
 	pp->flight = pp->flight_tail = pp->cur = NULL;
 	pp->awaiting_sync = false;
@@ -616,6 +694,9 @@ static void expire(pqpool_loop *l, int64_t now)
 			next = c->pend->deadline_ns;
 	}
 	expire_unsent(l, &l->queue, &l->queue_tail, now, true);
+	for (pentry *e = l->later; e; e = e->next)
+		if (L(e)->retry_at < next)
+			next = L(e)->retry_at;
 	if (l->queue) {
 		int64_t a = l->queue->t0_ns +
 		            (int64_t)l->pool->ctx.cfg.connection_timeout_ms * 1000000;
@@ -685,6 +766,8 @@ static void leave(pqpool_loop *l)
 	now = pqc_now_ns();
 	if (now >= l->next_ns)
 		expire(l, now);
+	if (l->later)
+		later_due(l, now);
 	release_pass(l, false);
 	drain_queue(l);
 	send_pass(l);
@@ -792,6 +875,8 @@ int pqpool_submit(pqpool_loop *l, const char *sql, int nparams, const char *cons
 		return pqpool__fail(PQPOOL_ENOMEM, "submit: out of memory");
 	e->done = done;
 	e->arg = arg;
+	e->flags = flags;
+	e->attempts = 1;
 	e->alone = !p->ctx.cfg.pipeline || (flags & PQPOOL_NO_PIPELINE) ||
 	           !pqpool__pipelinable(sql);
 	e->e.t0_ns = pqc_now_ns();
@@ -880,6 +965,8 @@ static void loop_destroy(pqpool_loop *l)
 	}
 	fail_list(l, l->queue, "loop freed before the statement was sent");
 	l->queue = NULL;
+	fail_list(l, l->later, "loop freed before the statement was sent again");
+	l->later = NULL;
 	if (l->timer_ns)
 		l->ad.timer(l->ad.host, -1);
 	free(l);

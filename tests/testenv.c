@@ -100,6 +100,49 @@ void testenv_config(pqpool_config *cfg)
 	pqpool_config_init(cfg);
 	cfg->conninfo = testenv_url();
 	cfg->log_fn = testenv_log;
+	if (testenv_bouncer()) {
+		cfg->statement_timeout_ms = 0;
+		cfg->pipeline_one_sync = true;
+	}
+}
+
+pqpool *testenv_open_app(const char *app, int max, char *conninfo, size_t n)
+{
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	snprintf(conninfo, n, "%s?application_name=%s", testenv_url(), app);
+	testenv_config(&cfg);
+	cfg.conninfo = conninfo;
+	cfg.pool_max = max;
+	cfg.retry_base_delay_ms = 20;
+	cfg.prepare = !testenv_bouncer();
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	return p;
+}
+
+void testenv_terminate_waves(const char *app, int waves, int every_ms, int *killed,
+                             _Atomic int64_t *last_ms)
+{
+	for (int k = 0; k < waves; k++) {
+		testenv_sleep_ms(every_ms);
+		killed[k] = atoi(testenv_admin("SELECT count(pg_terminate_backend(pid)) FROM "
+		                               "pg_stat_activity WHERE application_name = '%s'",
+		                               app));
+		atomic_store(last_ms, testenv_now_ms());
+	}
+}
+
+bool testenv_bouncer(void)
+{
+	const char *b = testenv_get("PQPOOL_TEST_BOUNCER");
+	return b && strcmp(b, "1") == 0;
+}
+
+void testenv_filter(void)
+{
+	const char *f = getenv("PQPOOL_TEST_FILTER");
+	if (f && *f)
+		cmocka_set_test_filter(f);
 }
 
 #define MAXLOG 256

@@ -5,6 +5,8 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -26,8 +28,26 @@ int testenv_backends_settled(int want);
 /* Runs "pgcluster.sh ctl <datadir> <args>" (e.g. "restart -m fast -w");
  * returns the exit status. */
 int testenv_pgctl(const char *args);
-/* A config for the test cluster: defaults, conninfo = the fixture URL. */
+/* A config for the test cluster: defaults, conninfo = the fixture URL;
+ * behind PgBouncer (testenv_bouncer), no statement_timeout in the startup
+ * packet, which PgBouncer refuses, and one Sync in flight per connection. */
 void testenv_config(pqpool_config *cfg);
+/* A pool for a terminate test: the fixture URL with application_name=app
+ * (conninfo, of n bytes, holds it), pool_max max, a short retry backoff. */
+pqpool *testenv_open_app(const char *app, int max, char *conninfo, size_t n);
+/* Waves of pg_terminate_backend of every session named app: sleeps every_ms,
+ * terminates, stores the time (testenv_now_ms) in *last_ms; killed[i] the
+ * sessions each wave ended. */
+void testenv_terminate_waves(const char *app, int waves, int every_ms, int *killed,
+                             _Atomic int64_t *last_ms);
+
+/* True when the env file says DATABASE_URL is a PgBouncer in transaction
+ * mode (PQPOOL_TEST_BOUNCER=1, tests/sh/test_pgbouncer.sh): no prepared
+ * statements, no session state. */
+bool testenv_bouncer(void);
+/* Runs only the tests whose name matches PQPOOL_TEST_FILTER (a cmocka glob),
+ * when it is set; for main(), before cmocka_run_group_tests. */
+void testenv_filter(void);
 /* A log callback for pools under test: fails the test if a message contains
  * the fixture's password, and keeps the messages for testenv_log_has().
  * testenv_config() installs it. */

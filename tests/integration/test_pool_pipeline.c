@@ -17,7 +17,7 @@ static pqpool *open_pool(int max, bool prepare, bool pipeline)
 	testenv_config(&cfg);
 	cfg.pool_max = max;
 	cfg.pool_min = max;
-	cfg.prepare = prepare;
+	cfg.prepare = prepare && !testenv_bouncer(); /* DB_PREPARED_STATEMENTS=off */
 	cfg.pipeline = pipeline;
 	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
 	return p;
@@ -436,6 +436,97 @@ static void test_leases_never_shared(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }
 
+/* ---- every backend terminated, twice, under pipelined load ---- */
+
+#define TERM_THREADS 64
+
+static _Atomic int64_t term_kill_ms; /* when the last wave went out */
+
+struct term {
+	pthread_t th;
+	pqpool *p;
+	_Atomic int *stop;
+	long n;
+	int ok, lost, wrong;
+	int64_t first_ok_after;
+	char why[200];
+};
+
+/* Even n are PQPOOL_IDEMPOTENT: retried, so they always succeed; odd n may
+ * have run when their connection was lost: PQPOOL_ECONNLOST or success. */
+static void *term_work(void *arg)
+{
+	struct term *t = arg;
+	while (!atomic_load(t->stop)) {
+		char v[24];
+		const char *params[] = {v};
+		PGresult *r = NULL;
+		long n = t->n++;
+		int st;
+		snprintf(v, sizeof v, "%ld", n);
+		st = pqpool_query(t->p, "SELECT $1::bigint + 1", 1, params,
+		                  n % 2 ? 0 : PQPOOL_IDEMPOTENT, &r);
+		if (st == PQPOOL_OK && atol(PQgetvalue(r, 0, 0)) == n + 1) {
+			int64_t now = testenv_now_ms(), kill = atomic_load(&term_kill_ms);
+			t->ok++;
+			if (kill && !t->first_ok_after && now >= kill)
+				t->first_ok_after = now;
+		} else if (st == PQPOOL_ECONNLOST && n % 2) {
+			t->lost++;
+		} else if (t->wrong++ == 0) {
+			snprintf(t->why, sizeof t->why, "n=%ld: %s (%s %s)", n,
+			         pqpool_status_text(st), pqpool_errcode(), pqpool_errmsg());
+		}
+		PQclear(r);
+	}
+	return NULL;
+}
+
+static void test_terminated_twice(void **state)
+{
+	(void)state;
+	pqpool *p = NULL;
+	pqpool_stats st;
+	char conninfo[1024];
+	_Atomic int stop = 0;
+	struct term *t = calloc(TERM_THREADS, sizeof *t);
+	int killed[2], ok = 0, lost = 0;
+
+	p = testenv_open_app("pqpool-term-pipe", 8, conninfo, sizeof conninfo);
+	atomic_store(&term_kill_ms, 0);
+	for (int i = 0; i < TERM_THREADS; i++) {
+		t[i] = (struct term){.p = p, .stop = &stop, .n = (long)i * 10000000};
+		pthread_create(&t[i].th, NULL, term_work, &t[i]);
+	}
+	testenv_terminate_waves("pqpool-term-pipe", 2, 600, killed, &term_kill_ms);
+	testenv_sleep_ms(1000);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < TERM_THREADS; i++) {
+		pthread_join(t[i].th, NULL);
+		if (t[i].wrong)
+			fail_msg("thread %d: %d wrong outcomes, first: %s", i, t[i].wrong,
+			         t[i].why);
+		ok += t[i].ok;
+		lost += t[i].lost;
+	}
+	/* the first statements after the last wave succeeded within 1 s */
+	for (int i = 0; i < TERM_THREADS; i++) {
+		assert_true(t[i].first_ok_after > 0);
+		assert_true(t[i].first_ok_after - atomic_load(&term_kill_ms) < 1000);
+	}
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	printf("terminated %d then %d backends: %d ok, %d lost in flight (not idempotent), "
+	       "%llu retries\n",
+	       killed[0], killed[1], ok, lost, (unsigned long long)st.retries);
+	assert_true(killed[0] > 0 && killed[1] > 0);
+	assert_true(st.retries > 0);
+	assert_true(ok > 1000);
+	assert_int_equal(st.active, 0);
+	assert_int_equal(st.waiting, 0);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +536,8 @@ int main(void)
 	        cmocka_unit_test(test_groups_form),
 	        cmocka_unit_test(test_slow_times_out_alone),
 	        cmocka_unit_test(test_leases_never_shared),
+	        cmocka_unit_test(test_terminated_twice),
 	};
+	testenv_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

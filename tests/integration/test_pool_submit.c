@@ -7,6 +7,7 @@
 
 #include <pqpool/epoll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static pqpool *open_pool(int max, bool prepare, bool pipeline, int query_timeout
 	testenv_config(&cfg);
 	cfg.pool_max = max;
 	cfg.pool_min = 0;
-	cfg.prepare = prepare;
+	cfg.prepare = prepare && !testenv_bouncer(); /* DB_PREPARED_STATEMENTS=off */
 	cfg.pipeline = pipeline;
 	if (query_timeout_ms)
 		cfg.query_timeout_ms = query_timeout_ms;
@@ -590,6 +591,125 @@ static void test_bad_input(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }
 
+/* ---- every backend terminated, twice, under pipelined load ---- */
+
+#define TERM_LOOPS       2
+#define TERM_OUTSTANDING 100
+
+static _Atomic int64_t term_kill_ms; /* when the last wave went out */
+
+struct term {
+	pthread_t th;
+	pqpool *p;
+	pqpool_loop *loop;
+	_Atomic int *stop;
+	long next;
+	int ok, lost, wrong;
+	int64_t first_ok_after; /* the first success after the last wave */
+	char why[200];
+};
+
+struct term_call {
+	struct term *t;
+	long n;
+};
+
+static void term_submit(struct term *t);
+
+/* Even n are PQPOOL_IDEMPOTENT: retried after a lost connection, so they
+ * always succeed; odd n may have run when their connection was lost, so
+ * they may fail with PQPOOL_ECONNLOST and nothing else. */
+static void term_done(void *arg, int status, const PGresult *res)
+{
+	struct term_call *c = arg;
+	struct term *t = c->t;
+	if (status == PQPOOL_OK && res && atol(PQgetvalue(res, 0, 0)) == c->n + 1) {
+		int64_t now = testenv_now_ms(), kill = atomic_load(&term_kill_ms);
+		t->ok++;
+		if (kill && !t->first_ok_after && now >= kill)
+			t->first_ok_after = now;
+	} else if (status == PQPOOL_ECONNLOST && c->n % 2) {
+		t->lost++;
+	} else if (t->wrong++ == 0) {
+		snprintf(t->why, sizeof t->why, "n=%ld: %s (%s %s)", c->n,
+		         pqpool_status_text(status), pqpool_errcode(), pqpool_errmsg());
+	}
+	free(c);
+	if (!atomic_load(t->stop))
+		term_submit(t);
+}
+
+static void term_submit(struct term *t)
+{
+	struct term_call *c = malloc(sizeof *c);
+	char v[24];
+	const char *params[] = {v};
+	assert_non_null(c);
+	*c = (struct term_call){t, t->next++};
+	snprintf(v, sizeof v, "%ld", c->n);
+	assert_status(PQPOOL_OK, pqpool_submit(t->loop, "SELECT $1::bigint + 1", 1, params,
+	                                       c->n % 2 ? 0 : PQPOOL_IDEMPOTENT, term_done, c));
+}
+
+static void *term_work(void *arg)
+{
+	struct term *t = arg;
+	pqpool_epoll ep;
+	if (pqpool_epoll_open(&ep, t->p) != PQPOOL_OK) {
+		snprintf(t->why, sizeof t->why, "epoll_open: %s", pqpool_errmsg());
+		t->wrong++;
+		return NULL;
+	}
+	t->loop = ep.loop;
+	for (int i = 0; i < TERM_OUTSTANDING; i++)
+		term_submit(t);
+	if (pqpool_epoll_run(&ep, 60000) != 0 && t->wrong++ == 0)
+		snprintf(t->why, sizeof t->why, "still pending after 60 s");
+	pqpool_epoll_close(&ep);
+	return NULL;
+}
+
+static void test_terminated_twice(void **state)
+{
+	(void)state;
+	pqpool *p = NULL;
+	pqpool_stats st;
+	char conninfo[1024];
+	_Atomic int stop = 0;
+	struct term t[TERM_LOOPS];
+	int killed[2], ok = 0, lost = 0;
+
+	p = testenv_open_app("pqpool-term-async", 8, conninfo, sizeof conninfo);
+	atomic_store(&term_kill_ms, 0);
+	for (int i = 0; i < TERM_LOOPS; i++) {
+		t[i] = (struct term){.p = p, .stop = &stop, .next = (long)i * 10000000};
+		pthread_create(&t[i].th, NULL, term_work, &t[i]);
+	}
+	testenv_terminate_waves("pqpool-term-async", 2, 600, killed, &term_kill_ms);
+	testenv_sleep_ms(1000);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < TERM_LOOPS; i++) {
+		pthread_join(t[i].th, NULL);
+		if (t[i].wrong)
+			fail_msg("loop %d: %d wrong outcomes, first: %s", i, t[i].wrong, t[i].why);
+		/* the next statements succeeded within 1 s of the last wave */
+		assert_true(t[i].first_ok_after > 0);
+		assert_true(t[i].first_ok_after - atomic_load(&term_kill_ms) < 1000);
+		ok += t[i].ok;
+		lost += t[i].lost;
+	}
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	printf("terminated %d then %d backends: %d ok, %d lost in flight (not idempotent), "
+	       "%llu retries\n",
+	       killed[0], killed[1], ok, lost, (unsigned long long)st.retries);
+	/* the fault happened to work in flight, and retries absorbed it */
+	assert_true(killed[0] > 0 && killed[1] > 0);
+	assert_true(st.retries > 0);
+	assert_true(ok > 1000);
+	assert_pool_idle(p);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +722,8 @@ int main(void)
 	        cmocka_unit_test(test_free_with_outstanding),
 	        cmocka_unit_test(test_waits_for_a_connection),
 	        cmocka_unit_test(test_bad_input),
+	        cmocka_unit_test(test_terminated_twice),
 	};
+	testenv_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
