@@ -1,0 +1,430 @@
+/* loop_conn.c — the connections an event loop holds: taken from the pool
+ * into pipeline mode, chosen for each statement, given back; and the wire:
+ * what waits sent under one Sync per group, results read without
+ * blocking, groups delivered by the pipeline's rules, a lost connection's
+ * statements moved on or failed. */
+#include "loop_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "clock.h"
+#include "error.h"
+#include "exec.h"
+#include "lease.h"
+#include "log.h"
+#include "pipe.h"
+#include "pipe_int.h"
+#include "pool.h"
+#include "rand.h"
+#include "stats.h"
+#include "stmtcache.h"
+
+/* ---- the adapter ---- */
+
+void pqpool__loop_watch(lconn *c, unsigned events)
+{
+	pqpool_loop *l = c->loop;
+	if (c->watching == events || c->fd < 0)
+		return;
+	if (l->ad.watch(l->ad.host, c->fd, events, c, &c->handle) != 0) {
+		c->watching = 0;
+		c->handle = NULL;
+		if (events)
+			c->lost = true; /* cannot be watched: given up */
+		return;
+	}
+	c->watching = events;
+}
+
+void pqpool__loop_arm(pqpool_loop *l, int64_t at_ns)
+{
+	int64_t now = pqc_now_ns(), ms;
+	if (l->timer_ns && l->timer_ns <= at_ns && l->timer_ns > now)
+		return; /* fires sooner anyway: we look again then */
+	ms = at_ns <= now ? 0 : (at_ns - now + 999999) / 1000000;
+	l->timer_ns = now + ms * 1000000;
+	l->ad.timer(l->ad.host, ms > INT32_MAX / 2 ? INT32_MAX / 2 : (int)ms);
+}
+
+/* ---- connections ---- */
+
+static int64_t hol_ns(void)
+{
+	return (int64_t)PQPOOL__PIPE_HOL_MS * 1000000;
+}
+
+/* Takes a connection from the pool into the loop; NULL when the pool has
+ * none to give now (l->acquire_failed), with the error set. */
+static lconn *conn_take(pqpool_loop *l, bool alone)
+{
+	struct pqpool *p = l->pool;
+	pqpool__slot *s;
+	lconn *c;
+	int st;
+
+	if (l->acquire_failed)
+		return NULL;
+	st = pqpool__try_acquire(p, &s, __FILE__, __LINE__);
+	if (st == PQPOOL_EAGAIN) {
+		int64_t d = pqc_now_ns() +
+		            (int64_t)p->ctx.cfg.connection_timeout_ms * 1000000;
+		st = pqpool__acquire_unqueued(p, d, &s, __FILE__, __LINE__);
+	}
+	if (st != PQPOOL_OK) {
+		l->acquire_failed = true;
+		return NULL;
+	}
+	if (!(c = calloc(1, sizeof *c))) {
+		pqpool__release(s, false);
+		l->acquire_failed = true;
+		pqpool__fail(PQPOOL_ENOMEM, "submit: out of memory");
+		return NULL;
+	}
+	if (PQsetnonblocking(s->link.pg, 1) != 0 ||
+	    PQenterPipelineMode(s->link.pg) != 1) {
+		s->link.broken = true;
+		pqpool__release(s, false);
+		free(c);
+		return NULL;
+	}
+	c->loop = l;
+	c->s = s;
+	c->alone = alone;
+	if ((c->fd = dup(PQsocket(s->link.pg))) < 0)
+		c->lost = true;
+	s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
+	s->pipe.awaiting_sync = s->pipe.cancel_sent = false;
+	pqpool__loop_watch(c, PQPOOL_EV_READ);
+	c->next = l->conns;
+	l->conns = c;
+	l->nconns++;
+	l->retry_ms = 0;
+	return c;
+}
+
+/* Gives a connection back: closed when it failed or still has statements
+ * in flight, else out of pipeline mode (the release rolls back or closes a
+ * connection left in a transaction). */
+void pqpool__loop_conn_release(pqpool_loop *l, lconn *c)
+{
+	pqpool__slot *s = c->s;
+	PGconn *pg = s->link.pg;
+	lconn **pc = &l->conns;
+
+	while (*pc != c)
+		pc = &(*pc)->next;
+	*pc = c->next;
+	l->nconns--;
+	pqpool__loop_watch(c, 0);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->lost || c->nflight || c->flushing || PQexitPipelineMode(pg) != 1 ||
+	    PQsetnonblocking(pg, 0) != 0)
+		s->link.broken = true;
+	s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
+	pqpool__release(s, false);
+	free(c);
+}
+
+/* The least loaded connection with room, none of whose groups has been out
+ * longer than the head-of-line bound. */
+static lconn *conn_best(pqpool_loop *l, int64_t now)
+{
+	int depth = l->pool->ctx.cfg.pipeline_depth;
+	lconn *best = NULL;
+	for (lconn *c = l->conns; c; c = c->next) {
+		if (c->alone || c->lost || c->closing || c->s->pipe.cancel_sent ||
+		    conn_load(c) >= depth)
+			continue;
+		if (c->sent_ns && now - c->sent_ns > hol_ns())
+			continue;
+		if (!best || conn_load(c) < conn_load(best))
+			best = c;
+	}
+	return best;
+}
+
+/* A connection of a statement run alone that is done and fit for the next
+ * one (no transaction left open). */
+static lconn *conn_spare(pqpool_loop *l)
+{
+	for (lconn *c = l->conns; c; c = c->next)
+		if (c->alone && !c->lost && !c->closing && conn_load(c) == 0 &&
+		    !c->flushing && PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE)
+			return c;
+	return NULL;
+}
+
+static void conn_add(lconn *c, pentry *e)
+{
+	e->join_ns = c->alone ? 0 : pqc_now_ns(); /* alone: never behind another's */
+	push_back(&c->pend, &c->pend_tail, e);
+	c->npend++;
+	c->dirty = true;
+	if (c->loop->depth == 0)
+		pqpool__loop_watch(c, PQPOOL_EV_READ |
+		                              PQPOOL_EV_WRITE); /* sent when writable */
+}
+
+/* Finds e a connection: false when none has room and the pool has none to
+ * give now (e stays where it was). A statement fills a connection up to
+ * the pipeline depth before another connection is taken: deeper pipelines
+ * cost the server fewer wake-ups per statement. */
+bool pqpool__loop_place(pqpool_loop *l, pentry *e)
+{
+	lconn *c = NULL;
+	if (!L(e)->alone)
+		c = conn_best(l, pqc_now_ns());
+	else
+		c = conn_spare(l);
+	if (!c)
+		c = conn_take(l, L(e)->alone);
+	if (!c)
+		return false;
+	conn_add(c, e);
+	return true;
+}
+
+/* What waits in the loop's queue goes out, in order, while there is room. */
+void pqpool__loop_drain_queue(pqpool_loop *l)
+{
+	while (l->queue) {
+		pentry *e = l->queue;
+		l->queue = e->next;
+		if (!l->queue)
+			l->queue_tail = NULL;
+		if (!pqpool__loop_place(l, e)) {
+			e->next = l->queue;
+			l->queue = e;
+			if (!l->queue_tail)
+				l->queue_tail = e;
+			return;
+		}
+	}
+}
+
+/* ---- the wire ---- */
+
+/* Sends what waits on c: each run of statements under one Sync, a
+ * statement sent again under one of its own; then flushes what the socket
+ * takes. */
+void pqpool__loop_conn_send(lconn *c)
+{
+	pqpool__slot *s = c->s;
+	pqpool__pipe *pp = &s->pipe;
+	PGconn *pg = s->link.pg;
+	int64_t now = pqc_now_ns(), now_ms = pqc_now_coarse_ms();
+	int f;
+
+	c->dirty = false;
+	if (pp->cancel_sent)
+		return; /* nothing new until what it may hit is read (conn_group) */
+	if (pp->flight && s->ctx->cfg.pipeline_one_sync)
+		return; /* one group in flight: the next once it is read */
+	atomic_store_explicit(&s->lease.acquired_ms, now_ms, memory_order_relaxed);
+	while (c->pend) {
+		pentry *e = c->pend;
+		c->pend = e->next;
+		if (!c->pend)
+			c->pend_tail = NULL;
+		c->npend--;
+		e->next = NULL;
+		if (!e->counted) {
+			/* a share of the connection is an acquire; its wait, the
+			 * time until it went out */
+			e->counted = true;
+			pqpool__qstats_lease(&s->q, now_ms);
+			pqpool__qstats_wait(&s->q, now - e->t0_ns);
+		}
+		if (pp->flight_tail)
+			pp->flight_tail->next = e;
+		else
+			pp->flight = pp->cur = e;
+		pp->flight_tail = e;
+		c->nflight++;
+		if (!pqpool__pipe_send_one(s, e)) {
+			c->lost = true;
+			return;
+		}
+		if (e->solo || !c->pend || c->pend->solo) {
+			e->end_of_group = true;
+			if (!c->alone)
+				pqpool__qstats_depth(&s->q, c->nflight);
+			if (!pqpool__pipe_send_sync(pg)) {
+				c->lost = true;
+				return;
+			}
+			if (s->ctx->cfg.pipeline_one_sync)
+				break;
+		}
+	}
+	if (!c->sent_ns) {
+		c->sent_ns = now;
+		due_at(c->loop, now + (int64_t)PQPOOL__PIPE_SPLIT_MS * 1000000);
+	}
+	f = PQflush(pg);
+	if (f < 0) {
+		c->lost = true;
+		return;
+	}
+	c->flushing = f == 1;
+	pqpool__loop_watch(c, PQPOOL_EV_READ | (c->flushing ? PQPOOL_EV_WRITE : 0));
+}
+
+/* The group at the head of c's flight was read to its Sync: delivers it,
+ * or sends again what a failure in it rolled back. */
+static void conn_group(pqpool_loop *l, lconn *c)
+{
+	pqpool__slot *s = c->s;
+	pqpool__pipe *pp = &s->pipe;
+	PGTransactionStatusType tx = PQtransactionStatus(s->link.pg);
+	bool open_tx = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR, again_failed;
+	pentry *failed, *again = NULL, *again_tail = NULL;
+	pentry *g = pqpool__pipe_detach_group(s, &failed, &again_failed);
+
+	c->sent_ns = pp->flight ? pqc_now_ns() : 0;
+	if (c->sent_ns)
+		due_at(l, c->sent_ns + (int64_t)PQPOOL__PIPE_SPLIT_MS * 1000000);
+	if (!pp->flight && pp->cancel_sent) {
+		pp->cancel_sent = false;
+		c->cancel_ns = 0;
+		c->dirty = c->pend != NULL; /* held while the cancel was out */
+	}
+	if (!pp->flight && c->pend)
+		c->dirty = true; /* held while a group was in flight (one Sync) */
+	if (open_tx && !c->alone) {
+		/* nothing of the group committed, and the connection is not fit
+		 * to share: it is closed once drained */
+		s->link.broken = true;
+		c->closing = true;
+	}
+	while (g) {
+		pentry *e = g;
+		g = g->next;
+		e->next = NULL;
+		c->nflight--;
+		pqpool__pipe_forget_unprepared(s, e);
+		if (!L(e)->done) { /* its caller was told it timed out */
+			pqpool__loop_complete(l, e, PQPOOL_ETIMEDOUT, NULL);
+		} else if (open_tx && !c->alone) {
+			PQclear(e->last);
+			e->last = NULL;
+			pqpool__fail(
+			        PQPOOL_EQUERY,
+			        "query: a pipelined statement left a transaction open; "
+			        "connection closed (send it with PQPOOL_NO_PIPELINE)");
+			pqpool__note_query(s, e->t0_ns, PQPOOL_EQUERY);
+			pqpool__loop_complete(l, e, PQPOOL_EQUERY, NULL);
+		} else if (!failed || (e == failed && !again_failed)) {
+			PGresult *res = NULL;
+			int st;
+			if (e->failed && pqpool__pipe_stale(e) && !L(e)->retried) {
+				/* prepared again, alone */
+				pqpool__stmt_forget(s->link.stmts, e->req.sql);
+				PQclear(e->last);
+				e->last = NULL;
+				L(e)->retried = e->solo = true;
+				push_back(&again, &again_tail, e);
+				continue;
+			}
+			st = pqpool__result_status(
+			        s, e->last, e->cancelled ? e->t0_ns : 0, &res, "query");
+			e->last = NULL;
+			pqpool__note_query(s, e->t0_ns, st);
+			if (st != PQPOOL_OK &&
+			    pqpool__loop_retry_later(l, e, st, pqc_now_ns()))
+				PQclear(res); /* a serialization failure, say: later */
+			else
+				pqpool__loop_complete(l, e, st, res);
+		} else {
+			/* rolled back or skipped with the group: again, alone */
+			PQclear(e->last);
+			e->last = NULL;
+			e->solo = true;
+			push_back(&again, &again_tail, e);
+		}
+	}
+	if (again && again_failed && failed != again_tail &&
+	    pqpool__pipe_in_list(again, failed)) {
+		/* the statement our cancel hit was the slow one, most likely: it
+		 * goes last, so that those of its group are not stuck behind it */
+		pentry **pe = &again;
+		while (*pe != failed)
+			pe = &(*pe)->next;
+		*pe = failed->next;
+		failed->next = NULL;
+		again_tail->next = failed;
+		again_tail = failed;
+	}
+	if (again) { /* ahead of what was submitted since */
+		int n = 0;
+		for (pentry *e = again; e; e = e->next)
+			n++;
+		again_tail->next = c->pend;
+		if (!c->pend)
+			c->pend_tail = again_tail;
+		c->pend = again;
+		c->npend += n;
+		c->dirty = true;
+	}
+}
+
+/* c's connection failed: what was sent gets the failure (it may have run),
+ * what was not goes to the front of the loop's queue. */
+void pqpool__loop_conn_lost(pqpool_loop *l, lconn *c)
+{
+	pqpool__slot *s = c->s;
+	pqpool__pipe *pp = &s->pipe;
+	int st;
+
+	c->lost = true;
+	if (c->settled)
+		return;
+	c->settled = true;
+	st = pqpool__conn_lost(s, "query", NULL);
+	for (pentry *e = pp->flight, *n; e; e = n) {
+		pqpool__saved_error err;
+		n = e->next;
+		c->nflight--;
+		pqpool__note_query(s, e->t0_ns, st);
+		pqpool__error_save(&err);
+		if (!pqpool__loop_retry_later(l, e, st, pqc_now_ns()))
+			pqpool__loop_complete(l, e, st, NULL);
+		pqpool__error_restore(&err);
+	}
+	pp->flight = pp->flight_tail = pp->cur = NULL;
+	pp->awaiting_sync = false;
+	if (c->pend) {
+		c->pend_tail->next = l->queue;
+		if (!l->queue)
+			l->queue_tail = c->pend_tail;
+		l->queue = c->pend;
+		c->pend = c->pend_tail = NULL;
+		c->npend = 0;
+	}
+}
+
+/* Reads what has arrived on c and delivers each group read to its Sync. */
+void pqpool__loop_conn_read(pqpool_loop *l, lconn *c)
+{
+	PGconn *pg = c->s->link.pg;
+	pqpool__pipe *pp = &c->s->pipe;
+
+	if (!PQconsumeInput(pg)) {
+		pqpool__loop_conn_lost(l, c);
+		return;
+	}
+	while (pp->flight && !PQisBusy(pg)) {
+		int t = pqpool__pipe_take(pp, PQgetResult(pg));
+		if (t == TAKE_GROUP) {
+			conn_group(l, c);
+		} else if (t == TAKE_LOST) {
+			pqpool__loop_conn_lost(l, c);
+			return;
+		}
+	}
+}
