@@ -311,13 +311,7 @@ static void conn_group(pqpool_loop *l, lconn *c)
 		if (!L(e)->done) { /* its caller was told it timed out */
 			pqpool__loop_complete(l, e, PQPOOL_ETIMEDOUT, NULL);
 		} else if (open_tx && !c->alone) {
-			PQclear(e->last);
-			e->last = NULL;
-			pqpool__fail(
-			        PQPOOL_EQUERY,
-			        "query: a pipelined statement left a transaction open; "
-			        "connection closed (send it with PQPOOL_NO_PIPELINE)");
-			pqpool__note_query(s, e->t0_ns, PQPOOL_EQUERY);
+			pqpool__pipe_fail_open_tx(s, e);
 			pqpool__loop_complete(l, e, PQPOOL_EQUERY, NULL);
 		} else if (!failed || (e == failed && !again_failed)) {
 			PGresult *res = NULL;

@@ -105,6 +105,16 @@ pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_
 	return g;
 }
 
+void pqpool__pipe_fail_open_tx(pqpool__slot *s, pentry *e)
+{
+	PQclear(e->last);
+	e->last = NULL;
+	pqpool__fail(PQPOOL_EQUERY,
+	             "query: a pipelined statement left a transaction open; "
+	             "connection closed (send it with PQPOOL_NO_PIPELINE)");
+	pqpool__note_query(s, e->t0_ns, PQPOOL_EQUERY);
+}
+
 /* The group at the head of the flight was read to its Sync. */
 void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
 {
@@ -129,13 +139,7 @@ void pqpool__pipe_complete(pqpool__slot *s, wakelist *w, pentry *me)
 			continue;
 		}
 		if (open_tx) {
-			PQclear(e->last);
-			e->last = NULL;
-			pqpool__fail(
-			        PQPOOL_EQUERY,
-			        "query: a pipelined statement left a transaction open; "
-			        "connection closed (send it with PQPOOL_NO_PIPELINE)");
-			pqpool__note_query(s, e->t0_ns, PQPOOL_EQUERY);
+			pqpool__pipe_fail_open_tx(s, e);
 			pqpool__pipe_set_outcome(e, PQPOOL_EQUERY);
 			pqpool__pipe_leave(pp);
 			wake_add(w, e, R_DONE, me);

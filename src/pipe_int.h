@@ -29,9 +29,9 @@ typedef struct pqpool__pentry {
 	int64_t t0_ns, deadline_ns;
 	int64_t join_ns; /* when it joined a shared connection (head-of-line
 	                  * wait); 0 when it runs alone */
-	int role;       /* under the pipe's lock */
-	bool abandoned; /* under the lock: its caller gave up */
-	pqc_event ev;   /* set once role leaves R_WAIT */
+	int role;        /* under the pipe's lock */
+	bool abandoned;  /* under the lock: its caller gave up */
+	pqc_event ev;    /* set once role leaves R_WAIT */
 	/* the reader's, while in flight */
 	PGresult *last;
 	int nres;          /* result sets still to come (2 after a Prepare) */
@@ -126,6 +126,9 @@ void pqpool__pipe_set_outcome(pentry *e, int status);
  * hitting a statement it was not meant for (to be sent again). Counts
  * each statement's head-of-line wait. */
 pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_failed);
+/* e's group left a transaction open: nothing of it committed; e fails
+ * with PQPOOL_EQUERY (the error set, the query counted). */
+void pqpool__pipe_fail_open_tx(pqpool__slot *s, pentry *e);
 /* A Prepare the server did not carry out is forgotten. */
 void pqpool__pipe_forget_unprepared(pqpool__slot *s, const pentry *e);
 /* e failed on a plan the server no longer honours (26000, or a cached
