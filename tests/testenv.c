@@ -115,6 +115,12 @@ pqpool *testenv_open_app(const char *app, int max, char *conninfo, size_t n)
 	cfg.conninfo = conninfo;
 	cfg.pool_max = max;
 	cfg.retry_base_delay_ms = 20;
+	/* Each wave of testenv_terminate_waves can cost a statement two
+	 * attempts: the one in flight when its backend went, and a retry that,
+	 * within its short backoff, lands on a connection whose backend the same
+	 * wave is still terminating on a loaded machine (seen under ctest -j:
+	 * "attempt 2 failed" after the first wave). Two waves, five attempts. */
+	cfg.retry_attempts = 5;
 	cfg.prepare = !testenv_bouncer();
 	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
 	return p;
