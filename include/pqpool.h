@@ -152,12 +152,12 @@ typedef struct pqpool_config {
 	               * and reuse it; false for PgBouncer transaction
 	               * pooling without prepared statement support */
 
-	bool pipeline;      /* DB_PIPELINE, true: concurrent pqpool_query calls
-	                     * of pipelinable statements share a connection's
-	                     * round trips (README: "Pipelining"); false: one
-	                     * statement per connection at a time */
-	int pipeline_depth; /* DB_PIPELINE_DEPTH, 16; 1..1024: statements one
-	                     * connection carries at once */
+	bool pipeline;          /* DB_PIPELINE, true: concurrent pqpool_query calls
+	                         * of pipelinable statements share a connection's
+	                         * round trips (README: "Pipelining"); false: one
+	                         * statement per connection at a time */
+	int pipeline_depth;     /* DB_PIPELINE_DEPTH, 16; 1..1024: statements one
+	                         * connection carries at once */
 	bool pipeline_one_sync; /* DB_PIPELINE_ONE_SYNC, false: at most one
 	                         * group (one Sync) in flight per connection,
 	                         * for a pooler in transaction mode (PgBouncer
@@ -363,8 +363,8 @@ PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
 /* ------------------------------------------------------------------ */
 
 /* Flags for pqpool_query(). */
-#define PQPOOL_IDEMPOTENT 0x1   /* safe to run again if the outcome is unknown */
-#define PQPOOL_NO_PIPELINE 0x2  /* run alone on its connection, never pipelined */
+#define PQPOOL_IDEMPOTENT  0x1 /* safe to run again if the outcome is unknown */
+#define PQPOOL_NO_PIPELINE 0x2 /* run alone on its connection, never pipelined */
 
 /*
  * The specification's pool.query(sql, params): acquires a lease, runs the
@@ -476,7 +476,7 @@ PQPOOL_API int pqpool_finish(pqpool_inflight *query, PGresult **res);
  */
 typedef struct pqpool_loop pqpool_loop;
 
-#define PQPOOL_EV_READ 0x1u  /* the descriptor is readable / watch for it */
+#define PQPOOL_EV_READ  0x1u /* the descriptor is readable / watch for it */
 #define PQPOOL_EV_WRITE 0x2u /* writable */
 
 typedef struct pqpool_adapter {
@@ -659,6 +659,8 @@ typedef enum pqpool_close_reason {
 	PQPOOL_CLOSE_UNCLEAN,     /* released busy, or rollback failed */
 	PQPOOL_CLOSE_DISCARDED,   /* pqpool_discard() */
 	PQPOOL_CLOSE_POOL_CLOSED, /* pqpool_close() */
+	PQPOOL_CLOSE_READ_ONLY,   /* its server stopped taking writes (writers
+	                           * need a primary: see target_session_attrs) */
 	PQPOOL_CLOSE_REASONS
 } pqpool_close_reason;
 

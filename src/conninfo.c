@@ -176,6 +176,25 @@ static void kv_set(pqpool__kv *e, size_t *n, const char *k, const char *v)
 	e[(*n)++] = (pqpool__kv){k, v};
 }
 
+/* Hosts named: the longer of the comma-separated host and hostaddr lists,
+ * as libpq counts them. */
+static int count_hosts(const pqpool__kv *e, size_t n)
+{
+	int most = 1;
+	const char *kws[] = {"host", "hostaddr"};
+	for (size_t k = 0; k < 2; k++) {
+		const char *v = pqpool__kv_get(e, n, kws[k]);
+		int c = 1;
+		if (!v)
+			continue;
+		for (; *v; v++)
+			c += *v == ',';
+		if (c > most)
+			most = c;
+	}
+	return most;
+}
+
 int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *err,
                          size_t errlen)
 {
@@ -197,8 +216,9 @@ int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *er
 	                            "conninfo", true, &o, msg, sizeof msg);
 	if (st != PQPOOL_OK)
 		goto fail;
-	/* four SSL overrides, options, fallback_application_name */
-	e = collect(o, 6, &n);
+	/* four SSL overrides, options, fallback_application_name,
+	 * target_session_attrs */
+	e = collect(o, 7, &n);
 	if (!e)
 		goto oom;
 	if (cfg->ssl_mode && cfg->ssl_mode[0])
@@ -233,6 +253,14 @@ int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *er
 		} else {
 			kv_set(e, &n, "options", stmt);
 		}
+	}
+	out->nhosts = count_hosts(e, n);
+	{
+		const char *tsa = pqpool__kv_get(e, n, "target_session_attrs");
+		if (!tsa && out->nhosts > 1)
+			kv_set(e, &n, "target_session_attrs", tsa = "read-write");
+		out->need_primary = tsa && (strcmp(tsa, "read-write") == 0 ||
+		                            strcmp(tsa, "primary") == 0);
 	}
 	if (!pqpool__kv_get(e, n, "application_name") &&
 	    !pqpool__kv_get(e, n, "fallback_application_name"))

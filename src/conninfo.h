@@ -50,6 +50,11 @@ typedef struct pqpool__params {
 	const char **values;
 	const char *masked; /* the URL with the password masked, for messages */
 	const char *secret; /* the password, for scrubbing; NULL when none */
+	int nhosts;         /* hosts named (host or hostaddr, comma-separated) */
+	/* Writers must reach a primary: target_session_attrs is read-write or
+	 * primary, which is also the default (added) when several hosts are
+	 * named. Connections that stop taking writes are then retired (role.h). */
+	bool need_primary;
 	void *storage_;
 } pqpool__params;
 

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "error.h"
 #include "fdwait.h"
+#include "role.h"
 
 /* Asks the server to cancel the slot's running query, spending at most until
  * deadline_ns on reaching it. */
@@ -158,11 +159,14 @@ int pqpool__result_status(pqpool__slot *s, PGresult *last, int64_t cancelled_t0,
 			 * behind a pooler in transaction mode */
 			status = pqpool__fail_code(
 			        PQPOOL_EQUERY, state,
-			        "%s: %s (a pooler in transaction mode such as PgBouncer in "
+			        "%s: %s (a pooler in transaction mode such as PgBouncer "
+			        "in "
 			        "between? set DB_PREPARED_STATEMENTS=off)",
 			        what, msg);
 		else
-			status = pqpool__fail_code(PQPOOL_EQUERY, state, "%s: %s", what, msg);
+			status = pqpool__fail_code(PQPOOL_EQUERY, state, "%s: %s", what,
+			                           msg);
+		pqpool__role_check(s, state);
 	}
 	}
 	if (status != PQPOOL_OK) {

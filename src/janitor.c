@@ -12,13 +12,14 @@
 #include "error.h"
 #include "pin.h"
 #include "pool.h"
+#include "role.h"
 
 /* Closes idle connections past the idle timeout (never below the minimum)
  * or their lifetime, and logs leases held too long. The caller is pinned or
  * owns a slot. */
 static void reap(struct pqpool *p, int64_t now)
 {
-	pqpool__slot *idle_victims = NULL, *old_victims = NULL;
+	pqpool__slot *idle_victims = NULL, *old_victims = NULL, *retired_victims = NULL;
 	struct {
 		const char *file;
 		int line;
@@ -34,17 +35,20 @@ static void reap(struct pqpool *p, int64_t now)
 		pqpool__slot *s = &p->slots[i];
 		int st = atomic_load(&s->state);
 		if (st == PQPOOL__SLOT_IDLE) {
-			bool expired = s->link.expires_ms && now >= s->link.expires_ms;
+			bool retired = pqpool__retired(s);
+			bool expired = !retired && s->link.expires_ms &&
+			               now >= s->link.expires_ms;
 			bool idle = idle_to > 0 && keep > p->ctx.cfg.pool_min &&
 			            now - atomic_load_explicit(&s->link.released_ms,
 			                                       memory_order_relaxed) >=
 			                    idle_to;
 			int want = PQPOOL__SLOT_IDLE;
-			if ((expired || idle) && !p->closed &&
+			if ((retired || expired || idle) && !p->closed &&
 			    atomic_compare_exchange_strong(&s->state, &want,
 			                                   PQPOOL__SLOT_BUSY)) {
-				pqpool__slot **list =
-				        expired ? &old_victims : &idle_victims;
+				pqpool__slot **list = retired   ? &retired_victims
+				                      : expired ? &old_victims
+				                                : &idle_victims;
 				s->next = *list;
 				*list = s;
 				keep--;
@@ -80,6 +84,7 @@ static void reap(struct pqpool *p, int64_t now)
 		        warn[i].file ? warn[i].file : "?", warn[i].line);
 	pqpool__close_list(p, idle_victims, PQPOOL_CLOSE_IDLE);
 	pqpool__close_list(p, old_victims, PQPOOL_CLOSE_LIFETIME);
+	pqpool__close_list(p, retired_victims, PQPOOL_CLOSE_READ_ONLY);
 }
 
 /* Reaping runs at most this often from the lease path. */
@@ -134,7 +139,7 @@ static int refill(struct pqpool *p)
 		return PQPOOL_OK;
 	}
 	opened = pqpool__open_into(
-	        p, claimed, n, false,
+	        p, claimed, n, 0,
 	        pqc_now_ns() + (int64_t)p->ctx.cfg.connection_timeout_ms * 1000000, err,
 	        sizeof err);
 	if (claimed != stackslots)

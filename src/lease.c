@@ -2,6 +2,7 @@
  * does, opening a connection when there is room) and release (rolled back
  * or closed unless clean, then handed to the oldest waiter). */
 #include "lease.h"
+#include "role.h"
 
 #include <stdio.h>
 
@@ -36,15 +37,18 @@ static int granted(pqpool__slot *s, int64_t t0, const char *file, int line,
 	return PQPOOL_OK;
 }
 
-/* Opens a connection into an owned OPENING slot for the caller's lease. */
+/* Opens a connection into an owned OPENING slot for the caller's lease;
+ * patient, a caller that may block waits for a primary (slot.h). */
 static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t deadline,
-                          pqpool__slot **out, const char *file, int line)
+                          bool patient, pqpool__slot **out, const char *file, int line)
 {
 	char err[PQPOOL__ERRLEN];
 	int n, st;
 	/* a failed open empties the slot, which no longer pins the pool */
 	pqpool__pin(p);
-	n = pqpool__open_into(p, &s, 1, true, deadline, err, sizeof err);
+	n = pqpool__open_into(p, &s, 1,
+	                      PQPOOL__OPEN_LEASE | (patient ? PQPOOL__OPEN_PATIENT : 0),
+	                      deadline, err, sizeof err);
 	if (n == 1) {
 		pqpool__unpin(p); /* the slot pins it */
 		if (atomic_load(&p->contend) & PQPOOL__CLOSED_BIT) {
@@ -79,12 +83,12 @@ static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t
 /* An owned slot whose connection is unfit: its connection is replaced in
  * place, so the caller keeps its turn. */
 static int reopen_for_lease(struct pqpool *p, pqpool__slot *s, int why, int64_t t0,
-                            int64_t deadline, pqpool__slot **out, const char *file,
-                            int line)
+                            int64_t deadline, bool patient, pqpool__slot **out,
+                            const char *file, int line)
 {
 	pqpool__detach(p, s, (pqpool_close_reason)why);
 	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
-	return open_for_lease(p, s, t0, deadline, out, file, line);
+	return open_for_lease(p, s, t0, deadline, patient, out, file, line);
 }
 
 /* Takes the caller off the queue after its wait timed out. Under p->mu,
@@ -191,13 +195,14 @@ static int acquire_slow(struct pqpool *p, int64_t t0, int64_t deadline,
 	case PQPOOL__GRANT_CLOSED:
 		return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
 	case PQPOOL__GRANT_CAPACITY:
-		return open_for_lease(p, s, t0, deadline, out, file, line);
+		return open_for_lease(p, s, t0, deadline, queue, out, file, line);
 	case PQPOOL__GRANT_TAKEN: /* our continuation put it to work */
 		*taken = true;
 		return granted(s, t0, file, line, out);
 	default: /* PQPOOL__GRANT_SLOT */
 		if ((why = pqpool__unfit(p, s, pqc_now_coarse_ms())) >= 0)
-			return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
+			return reopen_for_lease(p, s, why, t0, deadline, queue, out, file,
+			                        line);
 		return granted(s, t0, file, line, out);
 	}
 }
@@ -234,7 +239,7 @@ static int acquire_rest(struct pqpool *p, pqpool__slot *s, int why, int64_t t0,
 {
 	*taken = false;
 	if (s)
-		return reopen_for_lease(p, s, why, t0, deadline, out, file, line);
+		return reopen_for_lease(p, s, why, t0, deadline, queue, out, file, line);
 	return acquire_slow(p, t0, deadline, out, file, line, then, arg, taken, queue);
 }
 
@@ -368,6 +373,8 @@ void pqpool__release(pqpool__slot *s, bool discard)
 	int64_t now = pqc_now_coarse_ms();
 	if (reason < 0 && s->link.expires_ms && now >= s->link.expires_ms)
 		reason = PQPOOL_CLOSE_LIFETIME;
+	if (reason < 0 && (pqpool__role_check(s, NULL) || pqpool__retired(s)))
+		reason = PQPOOL_CLOSE_READ_ONLY;
 	atomic_store_explicit(&s->lease.acquired_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->lease.warned, false, memory_order_relaxed);
 	pqpool__qstats_release(&s->q, now);

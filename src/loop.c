@@ -25,6 +25,7 @@
 #include "pipe_int.h"
 #include "pool.h"
 #include "rand.h"
+#include "role.h"
 #include "stats.h"
 #include "stmtcache.h"
 
@@ -48,9 +49,11 @@ static void release_pass(pqpool_loop *l, bool idle)
 
 	for (lconn *c = l->conns, *n; c; c = n) {
 		n = c->next;
-		if (!c->lost && !c->closing && c->s->link.expires_ms &&
-		    now_ms >= c->s->link.expires_ms)
-			c->closing = true; /* past its lifetime: drained, then replaced */
+		if (!c->lost && !c->closing &&
+		    ((c->s->link.expires_ms && now_ms >= c->s->link.expires_ms) ||
+		     pqpool__retired(c->s)))
+			c->closing = true; /* past its lifetime or retired: drained,
+			                    * then replaced */
 		if (c->lost) {
 			pqpool__loop_conn_lost(l, c);
 			pqpool__loop_conn_release(l, c);

@@ -18,6 +18,7 @@
 #include "pipe_int.h"
 #include "pool.h"
 #include "rand.h"
+#include "role.h"
 #include "stats.h"
 #include "stmtcache.h"
 
@@ -67,9 +68,12 @@ bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t no
 	int delay;
 	int64_t at;
 
-	if (!e->done || !(e->flags & PQPOOL_IDEMPOTENT) ||
-	    e->attempts >= cfg->retry_attempts ||
-	    !(status == PQPOOL_ECONNLOST || pqpool_sqlstate_retryable(pqpool_errcode())))
+	if (!e->done || e->attempts >= cfg->retry_attempts)
+		return false;
+	if (!pqpool__retry_refused(&l->pool->ctx, pqpool_errcode()) &&
+	    !((e->flags & PQPOOL_IDEMPOTENT) &&
+	      (status == PQPOOL_ECONNLOST ||
+	       pqpool_sqlstate_retryable(pqpool_errcode()))))
 		return false;
 	delay = pqpool_backoff_ms(e->attempts, cfg->retry_base_delay_ms,
 	                          cfg->retry_max_delay_ms, pqc_rand64());

@@ -30,6 +30,7 @@
 #include "lease.h"
 #include "pipe_int.h"
 #include "pool.h"
+#include "role.h"
 
 /* The pool wants the slot back (callers wait for a whole connection, the
  * pool closes, the connection is past its lifetime): take no more. */
@@ -39,7 +40,8 @@ static void maybe_close(struct pqpool *p, pqpool__slot *s)
 	if (pp->closing)
 		return;
 	if (atomic_load_explicit(&p->contend, memory_order_relaxed) != 0 ||
-	    (s->link.expires_ms && pqc_now_coarse_ms() >= s->link.expires_ms))
+	    (s->link.expires_ms && pqc_now_coarse_ms() >= s->link.expires_ms) ||
+	    pqpool__retired(s))
 		pp->closing = true;
 }
 

@@ -13,6 +13,7 @@
 #include "pipe.h"
 #include "pool.h"
 #include "retry.h"
+#include "role.h"
 
 struct query_arg {
 	pqpool__qreq q;
@@ -66,9 +67,10 @@ static int pipe_attempt(struct pqpool *p, struct query_arg *qa, int64_t deadline
 	if (outcome == PQPOOL__PIPE_UNSENT)
 		a->retryable = st == PQPOOL_ECONNECT;
 	else /* sent: it may have taken effect before the failure */
-		a->retryable = (qa->flags & PQPOOL_IDEMPOTENT) &&
-		               (st == PQPOOL_ECONNLOST ||
-		                pqpool_sqlstate_retryable(a->sqlstate));
+		a->retryable = ((qa->flags & PQPOOL_IDEMPOTENT) &&
+		                (st == PQPOOL_ECONNLOST ||
+		                 pqpool_sqlstate_retryable(a->sqlstate))) ||
+		               pqpool__retry_refused(&p->ctx, a->sqlstate);
 	a->status = st;
 	return st;
 }
@@ -104,9 +106,10 @@ static int query_attempt(struct pqpool *p, void *arg, int64_t deadline,
 	if (st != PQPOOL_OK) {
 		pqpool__attempt_failed(a, st);
 		/* sent: the statement may have taken effect before the failure */
-		a->retryable = (qa->flags & PQPOOL_IDEMPOTENT) &&
-		               (st == PQPOOL_ECONNLOST ||
-		                pqpool_sqlstate_retryable(a->sqlstate));
+		a->retryable = ((qa->flags & PQPOOL_IDEMPOTENT) &&
+		                (st == PQPOOL_ECONNLOST ||
+		                 pqpool_sqlstate_retryable(a->sqlstate))) ||
+		               pqpool__retry_refused(&p->ctx, a->sqlstate);
 	}
 	pqpool__release(s, false);
 	a->status = st;

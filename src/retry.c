@@ -10,6 +10,7 @@
 #include "pin.h"
 #include "pool.h"
 #include "rand.h"
+#include "role.h"
 
 bool pqpool_sqlstate_retryable(const char *s)
 {
@@ -135,8 +136,10 @@ static int run_attempt(struct pqpool *p, void *arg, int64_t deadline, pqpool__at
 			/* recorded by pqpool_exec or pqpool_conn_fail */
 			snprintf(a->sqlstate, sizeof a->sqlstate, "%s",
 			         s->lease.last_sqlstate);
-			a->retryable = s->lease.last_status == PQPOOL_ECONNLOST ||
-			               pqpool_sqlstate_retryable(s->lease.last_sqlstate);
+			a->retryable =
+			        s->lease.last_status == PQPOOL_ECONNLOST ||
+			        pqpool_sqlstate_retryable(s->lease.last_sqlstate) ||
+			        pqpool__retry_refused(&p->ctx, s->lease.last_sqlstate);
 		} else if (PQstatus(s->link.pg) == CONNECTION_BAD) {
 			a->retryable = true; /* broke under raw libpq calls */
 		}

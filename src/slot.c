@@ -19,9 +19,11 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "fdwait.h"
 #include "pin.h"
 #include "pool.h"
 #include "rand.h"
+#include "role.h"
 #include "wait.h"
 
 /* How long a failed open stops the pool from growing past the connections
@@ -256,7 +258,18 @@ void pqpool__publish(struct pqpool *p, pqpool__slot *s)
 	}
 }
 
-int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, bool lease,
+/* The pause after failed connect attempt k (1-based) of a patient open:
+ * 50 ms doubling to 400 ms, the upper half at random (callers that wait
+ * together do not connect together), never past the deadline. */
+static int64_t patience_ms(int k, int64_t deadline_ns)
+{
+	int64_t ms = (int64_t)50 << (k < 4 ? k - 1 : 3);
+	int64_t left = pqc_ms_until(deadline_ns);
+	ms = ms / 2 + (int64_t)(pqc_rand64() % (uint64_t)(ms / 2 + 1));
+	return ms < left ? ms : left;
+}
+
+int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned how,
                       int64_t deadline_ns, char *err, size_t errlen)
 {
 	PGconn *stackpg[8], **pgs = stackpg;
@@ -270,6 +283,19 @@ int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, bool lease,
 	}
 	opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs, deadline_ns,
 	                              err, errlen);
+	for (int k = 1; opened == 0 && (how & PQPOOL__OPEN_PATIENT) &&
+	                p->ctx.params.need_primary && pqc_now_ns() < deadline_ns &&
+	                !(atomic_load(&p->contend) & PQPOOL__CLOSED_BIT);
+	     k++) {
+		if (k == 1)
+			pqpool__log(&p->ctx.log, PQPOOL_LOG_WARN,
+			            "no primary answers (%s); trying again until "
+			            "DB_CONNECTION_TIMEOUT",
+			            err);
+		pqc_sleep_ms(patience_ms(k, deadline_ns));
+		opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs,
+		                              deadline_ns, err, errlen);
+	}
 	now = pqc_now_coarse_ms();
 	for (int i = 0; i < n; i++)
 		pqpool__count_connect(&p->ctx.counters, pgs[i] ? pqc_now_ns() - t0 : -1);
@@ -279,7 +305,7 @@ int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, bool lease,
 			continue;
 		}
 		attach(p, slots[i], pgs[i], now);
-		if (lease)
+		if (how & PQPOOL__OPEN_LEASE)
 			atomic_store(&slots[i]->state, PQPOOL__SLOT_BUSY);
 		else
 			pqpool__publish(p, slots[i]);
@@ -301,6 +327,8 @@ int pqpool__unfit(struct pqpool *p, pqpool__slot *s, int64_t now)
 {
 	pqpool__link *l = &s->link;
 	int64_t idle_for, broken_at;
+	if (pqpool__retired(s))
+		return PQPOOL_CLOSE_READ_ONLY;
 	if (l->expires_ms && now >= l->expires_ms)
 		return PQPOOL_CLOSE_LIFETIME;
 	idle_for = now - atomic_load_explicit(&l->released_ms, memory_order_relaxed);

@@ -46,6 +46,9 @@ typedef struct pqpool__ctx {
 	pqpool__params params;
 	pqpool__logger log;
 	pqpool__counters counters;
+	/* connections created at or before this (coarse ms) are retired: their
+	 * server stopped taking writes (role.c) */
+	_Atomic int64_t retire_before_ms;
 } pqpool__ctx;
 
 /* A statement to send: its text and text parameters, borrowed. */
@@ -216,11 +219,20 @@ void pqpool__close_list(struct pqpool *p, pqpool__slot *s, pqpool_close_reason w
  * instead, which may free the pool. */
 void pqpool__publish(struct pqpool *p, pqpool__slot *s);
 
+/* How pqpool__open_into opens. */
+enum {
+	PQPOOL__OPEN_LEASE = 1, /* for the caller (BUSY), not published */
+	/* when writers need a primary and none answers (between a primary's
+	 * loss and a promotion), try again with a growing pause until the
+	 * deadline instead of failing at once: for callers that may block */
+	PQPOOL__OPEN_PATIENT = 2
+};
+
 /* Opens connections into owned OPENING slots; those that open become BUSY
- * (lease: for the caller) or are published, the others are emptied.
+ * (PQPOOL__OPEN_LEASE) or are published, the others are emptied.
  * Returns how many opened, or -1 out of memory (all emptied). The caller
  * must be pinned: emptying may otherwise free the pool. */
-int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, bool lease,
+int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned how,
                       int64_t deadline_ns, char *err, size_t errlen);
 
 /* A snapshot of the slots: counts and the recent window, and with full the

@@ -278,6 +278,7 @@ static const char *const close_reason_names[PQPOOL_CLOSE_REASONS] = {
         [PQPOOL_CLOSE_UNCLEAN] = "unclean",
         [PQPOOL_CLOSE_DISCARDED] = "discarded",
         [PQPOOL_CLOSE_POOL_CLOSED] = "pool_closed",
+        [PQPOOL_CLOSE_READ_ONLY] = "read_only",
 };
 
 const char *pqpool_close_reason_text(pqpool_close_reason r)

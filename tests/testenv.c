@@ -131,9 +131,10 @@ void testenv_terminate_waves(const char *app, int waves, int every_ms, int *kill
 {
 	for (int k = 0; k < waves; k++) {
 		testenv_sleep_ms(every_ms);
-		killed[k] = atoi(testenv_admin("SELECT count(pg_terminate_backend(pid)) FROM "
-		                               "pg_stat_activity WHERE application_name = '%s'",
-		                               app));
+		killed[k] = atoi(
+		        testenv_admin("SELECT count(pg_terminate_backend(pid)) FROM "
+		                      "pg_stat_activity WHERE application_name = '%s'",
+		                      app));
 		atomic_store(last_ms, testenv_now_ms());
 	}
 }

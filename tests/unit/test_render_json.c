@@ -158,10 +158,10 @@ static void test_metrics_json_shape(void **state)
 	assert_keys(pj, ptop, 2);
 	assert_str_at(pj, "timestamp", "2026-11-26T14:00:00.000Z");
 	json_t *p = json_object_get(pj, "pool");
-	static const char *const pk[] = {
-	        "max",           "min",    "closed",     "startedAt",   "counters",
-	        "errorsByClass", "window", "waitTimeMs", "queryTimeMs", "connectTimeMs",
-	        "pipeline"};
+	static const char *const pk[] = {"max",           "min",        "closed",
+	                                 "startedAt",     "counters",   "errorsByClass",
+	                                 "window",        "waitTimeMs", "queryTimeMs",
+	                                 "connectTimeMs", "pipeline"};
 	assert_keys(p, pk, 11);
 	assert_int_at(p, "max", 20);
 	assert_int_at(p, "min", 5);
@@ -181,9 +181,10 @@ static void test_metrics_json_shape(void **state)
 	assert_int_at(c, "retries", 5);
 	assert_int_at(c, "leaseWarnings", 1);
 	json_t *closed = json_object_get(c, "closed");
-	static const char *const ck[] = {"idle",    "lifetime",  "broken",
-	                                 "unclean", "discarded", "pool_closed"};
-	assert_keys(closed, ck, 6);
+	static const char *const ck[] = {"idle",     "lifetime",  "broken",
+	                                 "unclean",  "discarded", "pool_closed",
+	                                 "read_only"};
+	assert_keys(closed, ck, 7);
 	assert_int_at(closed, "idle", 1);
 	assert_int_at(closed, "broken", 1);
 	assert_int_at(closed, "pool_closed", 0);

@@ -102,8 +102,9 @@ static void test_tally(void **state)
 static void test_texts(void **state)
 {
 	(void)state;
-	static const char *const want[] = {"idle",    "lifetime",  "broken",
-	                                   "unclean", "discarded", "pool_closed"};
+	static const char *const want[] = {"idle",     "lifetime",  "broken",
+	                                   "unclean",  "discarded", "pool_closed",
+	                                   "read_only"};
 	assert_int_equal(sizeof want / sizeof want[0], PQPOOL_CLOSE_REASONS);
 	for (int r = 0; r < PQPOOL_CLOSE_REASONS; r++)
 		assert_string_equal(pqpool_close_reason_text((pqpool_close_reason)r),
