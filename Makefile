@@ -1,5 +1,6 @@
 # Thin wrapper over CMake/CTest. The two commands that matter:
 #   make run    the service, on a private throwaway PostgreSQL unless DATABASE_URL is set
+# (make run-replicated: the same on a primary and its streaming standby, scripts/replica.sh)
 #   make test   build and pass every test (starts and removes its own cluster)
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
@@ -11,7 +12,7 @@ CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build test test-faults test-asan test-tsan test-valgrind fuzz run install bench format lint clean
+.PHONY: all deps build test test-faults test-asan test-tsan test-valgrind fuzz run run-replicated install bench format lint clean
 
 all: build
 
@@ -65,6 +66,9 @@ fuzz: deps
 
 run: build
 	@scripts/run.sh $(BUILD)/pqpool
+
+run-replicated: build
+	@scripts/run.sh --replicated $(BUILD)/pqpool
 
 install: build
 	cmake --install $(BUILD)
