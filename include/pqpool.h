@@ -320,6 +320,13 @@ PQPOOL_API int pqpool_maintain(pqpool *pool);
  * borrowed for the lease's lifetime: a string literal, like __FILE__). */
 PQPOOL_API int pqpool_acquire_loc(pqpool *pool, int timeout_ms, pqpool_conn **out,
                                   const char *file, int line);
+/* A lease for reading only: with several hosts, on a standby (PQPOOL_READ);
+ * the same as pqpool_acquire() with one host. */
+#define pqpool_acquire_read(pool, timeout_ms, out)                                       \
+	pqpool_acquire_for((pool), PQPOOL_READ, (timeout_ms), (out), __FILE__, __LINE__)
+/* pqpool_acquire() with flags (0 or PQPOOL_READ). */
+PQPOOL_API int pqpool_acquire_for(pqpool *pool, unsigned flags, int timeout_ms,
+                                  pqpool_conn **out, const char *file, int line);
 
 /*
  * The lease's libpq connection. Borrowed: valid until the lease is released.
@@ -365,6 +372,10 @@ PQPOOL_API int pqpool_exec(pqpool_conn *conn, const char *sql, int nparams,
 /* Flags for pqpool_query(). */
 #define PQPOOL_IDEMPOTENT  0x1 /* safe to run again if the outcome is unknown */
 #define PQPOOL_NO_PIPELINE 0x2 /* run alone on its connection, never pipelined */
+/* A read: with several hosts, run on a standby (at random among those that
+ * answer), or on the primary when no standby does. Without it a statement
+ * goes to the primary. Ignored with one host. */
+#define PQPOOL_READ 0x4
 
 /*
  * The specification's pool.query(sql, params): acquires a lease, runs the

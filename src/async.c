@@ -14,6 +14,7 @@
 #include "lease.h"
 #include "pin.h"
 #include "pool.h"
+#include "router.h"
 
 /* Takes a free connection and sends q on it, bounded by deadline_ms. */
 static int start(struct pqpool *p, const pqpool__qreq *q, int deadline_ms,
@@ -57,6 +58,9 @@ int pqpool_send(pqpool *pool, const char *sql, int nparams, const char *const *p
 	if (!pool || !out || !sql || nparams < 0 || (nparams > 0 && !params))
 		return pqpool__fail(PQPOOL_EINVAL,
 		                    "send: NULL pool, SQL, parameters or out");
+	/* never waits: with several hosts, the primary as known now */
+	if (!(pool = pqpool__route(pool, 0, 0)))
+		return pqpool__fail(PQPOOL_EAGAIN, "send: %s", pqpool_errmsg());
 	if ((rc = start(pool, &q, pool->ctx.cfg.query_timeout_ms, &s)) == PQPOOL_OK)
 		*out = &s->async.query;
 	return rc;
@@ -172,6 +176,19 @@ int pqpool_probe_start(pqpool *pool, pqpool_probe **out)
 		*out = NULL;
 	if (!pool || !out)
 		return pqpool__fail(PQPOOL_EINVAL, "probe: NULL pool or out");
+	/* with several hosts, the primary as known now, else asked within the
+	 * connection timeout (which may block while hosts are asked) */
+	{
+		struct pqpool *m = pqpool__route(pool, 0, 0);
+		if (!m && !(m = pqpool__route(
+		                    pool, 0,
+		                    pqc_now_ns() +
+		                            (int64_t)pool->ctx.cfg.connection_timeout_ms *
+		                                    1000000)))
+			return pqpool__fail(PQPOOL_ECONNECT, "probe: %s",
+			                    pqpool_errmsg());
+		pool = m;
+	}
 	q = (pqpool__qreq){pool->health_query, 0, NULL};
 	/* bounded like pqpool_check_health: the connection timeout, or the
 	 * query timeout when shorter */

@@ -195,12 +195,44 @@ static int count_hosts(const pqpool__kv *e, size_t n)
 	return most;
 }
 
+/* Fills out's keyword arrays, masked form and secret from the n options of
+ * e, in one block it owns. False: out of memory. */
+static bool pack(pqpool__params *out, const pqpool__kv *e, size_t n, const char *masked)
+{
+	size_t mlen = strlen(masked), size;
+	char *mem, *w;
+	/* one block: both pointer arrays, then every string */
+	size = 2 * (n + 1) * sizeof(char *) + mlen + 1;
+	for (size_t i = 0; i < n; i++)
+		size += strlen(e[i].k) + 1 + strlen(e[i].v) + 1;
+	if (!(mem = malloc(size)))
+		return false;
+	out->storage_ = mem;
+	out->keywords = (const char **)(void *)mem;
+	out->values = out->keywords + n + 1;
+	w = (char *)(out->values + n + 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t kl = strlen(e[i].k) + 1, vl = strlen(e[i].v) + 1;
+		out->keywords[i] = memcpy(w, e[i].k, kl);
+		w += kl;
+		out->values[i] = memcpy(w, e[i].v, vl);
+		w += vl;
+	}
+	out->keywords[n] = out->values[n] = NULL;
+	out->masked = memcpy(w, masked, mlen + 1);
+	out->secret = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(out->keywords[i], "password") == 0)
+			out->secret = out->values[i];
+	return true;
+}
+
 int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *err,
                          size_t errlen)
 {
-	char msg[PQPOOL__ERRLEN], stmt[48], *masked = NULL, *options = NULL, *mem, *w;
+	char msg[PQPOOL__ERRLEN], stmt[48], *masked = NULL, *options = NULL;
 	PQconninfoOption *o = NULL;
-	size_t n, size, mlen;
+	size_t n;
 	pqpool__kv *e = NULL;
 	pqc_sbuf b = PQC_SBUF_INIT;
 	int st;
@@ -235,7 +267,6 @@ int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *er
 	pqpool__render_masked(&b, e, n);
 	if (!(masked = pqc_sbuf_finish(&b)))
 		goto oom;
-	mlen = strlen(masked);
 
 	if (cfg->statement_timeout_ms > 0) {
 		const char *user_opts = pqpool__kv_get(e, n, "options");
@@ -266,28 +297,8 @@ int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *er
 	    !pqpool__kv_get(e, n, "fallback_application_name"))
 		kv_set(e, &n, "fallback_application_name", "pqpool");
 
-	/* one block: both pointer arrays, then every string */
-	size = 2 * (n + 1) * sizeof(char *) + mlen + 1;
-	for (size_t i = 0; i < n; i++)
-		size += strlen(e[i].k) + 1 + strlen(e[i].v) + 1;
-	if (!(mem = malloc(size)))
+	if (!pack(out, e, n, masked))
 		goto oom;
-	out->storage_ = mem;
-	out->keywords = (const char **)(void *)mem;
-	out->values = out->keywords + n + 1;
-	w = (char *)(out->values + n + 1);
-	for (size_t i = 0; i < n; i++) {
-		size_t kl = strlen(e[i].k) + 1, vl = strlen(e[i].v) + 1;
-		out->keywords[i] = memcpy(w, e[i].k, kl);
-		w += kl;
-		out->values[i] = memcpy(w, e[i].v, vl);
-		w += vl;
-	}
-	out->keywords[n] = out->values[n] = NULL;
-	out->masked = memcpy(w, masked, mlen + 1);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(out->keywords[i], "password") == 0)
-			out->secret = out->values[i];
 	free(options);
 	free(masked);
 	free(e);
@@ -306,6 +317,70 @@ fail:
 	if (err && errlen)
 		snprintf(err, errlen, "%s", msg);
 	return pqpool__fail(st, "%s", msg);
+}
+
+/* The i-th item of a comma-separated list, into out ("" when past the
+ * end); a list of one item applies to every host, as libpq's ports do. */
+static const char *nth(const char *list, int i, char *out, size_t outlen)
+{
+	const char *s = list;
+	size_t len;
+	if (!strchr(s, ','))
+		i = 0;
+	for (; i > 0 && s; i--)
+		if ((s = strchr(s, ',')) != NULL)
+			s++;
+	len = s ? strcspn(s, ",") : 0;
+	if (len >= outlen)
+		len = outlen - 1;
+	memcpy(out, s ? s : "", len);
+	out[len] = '\0';
+	return out;
+}
+
+int pqpool__params_for_host(const pqpool__params *all, int i, pqpool__params *out)
+{
+	char host[256], hostaddr[64], port[16], *masked;
+	pqpool__kv *e, *shown;
+	size_t n = 0, m = 0, k;
+	pqc_sbuf b = PQC_SBUF_INIT;
+	bool ok;
+
+	memset(out, 0, sizeof *out);
+	for (k = 0; all->keywords[k]; k++)
+		;
+	/* the options, then (from e + k + 1) those shown */
+	if (!(e = malloc(2 * (k + 1) * sizeof *e)))
+		return pqpool__fail(PQPOOL_ENOMEM, "conninfo: out of memory");
+	shown = e + k + 1;
+	for (k = 0; all->keywords[k]; k++) {
+		const char *kw = all->keywords[k], *v = all->values[k];
+		if (strcmp(kw, "host") == 0)
+			v = nth(v, i, host, sizeof host);
+		else if (strcmp(kw, "hostaddr") == 0)
+			v = nth(v, i, hostaddr, sizeof hostaddr);
+		else if (strcmp(kw, "port") == 0)
+			v = nth(v, i, port, sizeof port);
+		else if (strcmp(kw, "target_session_attrs") == 0)
+			continue; /* a member takes its host as it is: we track roles */
+		if (*v)
+			e[n++] = (pqpool__kv){kw, v};
+	}
+	/* shown without what params_build added (the statement timeout rides
+	 * in options; the application name fallback) */
+	for (k = 0; k < n; k++)
+		if (strcmp(e[k].k, "options") != 0 &&
+		    strcmp(e[k].k, "fallback_application_name") != 0)
+			shown[m++] = e[k];
+	pqpool__render_masked(&b, shown, m);
+	ok = (masked = pqc_sbuf_finish(&b)) != NULL && pack(out, e, n, masked);
+	free(masked);
+	free(e);
+	if (!ok)
+		return pqpool__fail(PQPOOL_ENOMEM, "conninfo: out of memory");
+	out->nhosts = 1;
+	out->need_primary = false;
+	return PQPOOL_OK;
 }
 
 void pqpool__params_free(pqpool__params *p)

@@ -63,4 +63,8 @@ int pqpool__params_build(const pqpool_config *cfg, pqpool__params *out, char *er
                          size_t errlen);
 void pqpool__params_free(pqpool__params *p);
 
+/* The parameters of host i (0-based) of all's list: its host, hostaddr and
+ * port alone, no target_session_attrs (the pool tracks roles itself). */
+int pqpool__params_for_host(const pqpool__params *all, int i, pqpool__params *out);
+
 #endif

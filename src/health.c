@@ -12,6 +12,7 @@
 #include "lease.h"
 #include "pin.h"
 #include "pool.h"
+#include "router.h"
 #include "utf8.h"
 
 /* The head of an error this long or less survives a cut. */
@@ -46,6 +47,7 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
 	int64_t qdeadline;
 	pqpool__slot *s = NULL;
+	struct pqpool *top = p;
 	int rc;
 
 	/* A connection the server closed moments ago (a terminated backend, a
@@ -56,6 +58,11 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	 * makes the next acquire check the others first. A few tries at most:
 	 * a server that keeps closing connections is not healthy. */
 	for (int attempt = 1;; attempt++) {
+		/* with several hosts: the database is healthy when its primary is */
+		if (!(p = pqpool__route(top, 0, deadline))) {
+			rc = PQPOOL_ECONNECT;
+			break;
+		}
 		rc = pqpool__acquire_until(p, deadline, &s, __FILE__, __LINE__);
 		if (rc != PQPOOL_OK)
 			break;
@@ -72,7 +79,7 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 			break;
 		pqpool__count(&p->ctx.counters, PQPOOL__RETRIES, 1);
 	}
-	pqpool__health_result(p, rc, t0, h);
+	pqpool__health_result(top, rc, t0, h);
 }
 
 void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *h)

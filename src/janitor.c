@@ -159,7 +159,22 @@ int pqpool_maintain(pqpool *pool)
 	if (!pool)
 		return pqpool__fail(PQPOOL_EINVAL, "pqpool_maintain: pool is NULL");
 	pqpool__pin(pool);
-	st = refill(pool);
+	if (pool->members) {
+		/* each host's pool; fine when one of them answers */
+		int ok = 0;
+		st = PQPOOL_OK;
+		for (int i = 0; i < pool->nmembers; i++) {
+			int rc = pqpool_maintain(pool->members[i]);
+			if (rc == PQPOOL_OK)
+				ok++;
+			else
+				st = rc;
+		}
+		if (ok > 0)
+			st = PQPOOL_OK;
+	} else {
+		st = refill(pool);
+	}
 	pqpool__unpin(pool);
 	return st;
 }

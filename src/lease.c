@@ -298,8 +298,8 @@ int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, 
 	return pqpool__fail(PQPOOL_EAGAIN, "acquire: no idle connection free right now");
 }
 
-int pqpool_acquire_loc(pqpool *pool, int timeout_ms, pqpool_conn **out, const char *file,
-                       int line)
+int pqpool__acquire_loc(struct pqpool *pool, int timeout_ms, pqpool_conn **out,
+                        const char *file, int line)
 {
 	pqpool__slot *s = NULL, *unfit;
 	int why = -1, st = PQPOOL_OK;

@@ -23,6 +23,11 @@ int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool__slot **
 int pqpool__acquire_then(struct pqpool *p, int64_t deadline_ns, pqpool__grant_fn then,
                          void *arg, pqpool__slot **out, bool *taken);
 
+/* pqpool_acquire on a pool of one host (or a member); router.c routes the
+ * public call. */
+int pqpool__acquire_loc(struct pqpool *pool, int timeout_ms, pqpool_conn **out,
+                        const char *file, int line);
+
 /* Takes an idle slot, or opens one into free capacity, but never queues:
  * PQPOOL_EAGAIN when it would have to wait (or others already wait). */
 int pqpool__acquire_unqueued(struct pqpool *p, int64_t deadline_ns, pqpool__slot **out,

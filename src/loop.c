@@ -51,9 +51,10 @@ static void release_pass(pqpool_loop *l, bool idle)
 		n = c->next;
 		if (!c->lost && !c->closing &&
 		    ((c->s->link.expires_ms && now_ms >= c->s->link.expires_ms) ||
-		     pqpool__retired(c->s)))
-			c->closing = true; /* past its lifetime or retired: drained,
-			                    * then replaced */
+		     pqpool__retired(c->s) || !pqpool__loop_conn_fits(l, c, c->read)))
+			c->closing =
+			        true; /* past its lifetime, retired, or its host no
+			               * longer the primary: drained, then replaced */
 		if (c->lost) {
 			pqpool__loop_conn_lost(l, c);
 			pqpool__loop_conn_release(l, c);

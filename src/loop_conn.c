@@ -20,6 +20,8 @@
 #include "pipe_int.h"
 #include "pool.h"
 #include "rand.h"
+#include "role.h"
+#include "router.h"
 #include "stats.h"
 #include "stmtcache.h"
 
@@ -59,7 +61,7 @@ static int64_t hol_ns(void)
 
 /* Takes a connection from the pool into the loop; NULL when the pool has
  * none to give now (l->acquire_failed), with the error set. */
-static lconn *conn_take(pqpool_loop *l, bool alone)
+static lconn *conn_take(pqpool_loop *l, bool alone, bool read)
 {
 	struct pqpool *p = l->pool;
 	pqpool__slot *s;
@@ -68,6 +70,14 @@ static lconn *conn_take(pqpool_loop *l, bool alone)
 
 	if (l->acquire_failed)
 		return NULL;
+	/* with several hosts: the member for this kind of statement (asking the
+	 * hosts may connect, as taking a connection may) */
+	if (!(p = pqpool__route(l->pool, read ? PQPOOL_READ : 0,
+	                        pqc_now_ns() + (int64_t)p->ctx.cfg.connection_timeout_ms *
+	                                               1000000))) {
+		l->acquire_failed = true;
+		return NULL;
+	}
 	st = pqpool__try_acquire(p, &s, __FILE__, __LINE__);
 	if (st == PQPOOL_EAGAIN) {
 		int64_t d = pqc_now_ns() +
@@ -94,6 +104,7 @@ static lconn *conn_take(pqpool_loop *l, bool alone)
 	c->loop = l;
 	c->s = s;
 	c->alone = alone;
+	c->read = read && l->pool->members;
 	if ((c->fd = dup(PQsocket(s->link.pg))) < 0)
 		c->lost = true;
 	s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
@@ -130,15 +141,28 @@ void pqpool__loop_conn_release(pqpool_loop *l, lconn *c)
 	free(c);
 }
 
-/* The least loaded connection with room, none of whose groups has been out
- * longer than the head-of-line bound. */
-static lconn *conn_best(pqpool_loop *l, int64_t now)
+/* Whether c takes a statement of this kind (read or not): with several
+ * hosts, reads go on connections taken for reads, the others on those to
+ * the primary. */
+bool pqpool__loop_conn_fits(const pqpool_loop *l, const lconn *c, bool read)
+{
+	if (!l->pool->members)
+		return true;
+	if (read)
+		return c->read;
+	return !c->read && atomic_load_explicit(&c->s->ctx->role, memory_order_relaxed) ==
+	                           PQPOOL__ROLE_PRIMARY;
+}
+
+/* The least loaded connection with room for this kind of statement, none
+ * of whose groups has been out longer than the head-of-line bound. */
+static lconn *conn_best(pqpool_loop *l, int64_t now, bool read)
 {
 	int depth = l->pool->ctx.cfg.pipeline_depth;
 	lconn *best = NULL;
 	for (lconn *c = l->conns; c; c = c->next) {
 		if (c->alone || c->lost || c->closing || c->s->pipe.cancel_sent ||
-		    conn_load(c) >= depth)
+		    conn_load(c) >= depth || !pqpool__loop_conn_fits(l, c, read))
 			continue;
 		if (c->sent_ns && now - c->sent_ns > hol_ns())
 			continue;
@@ -150,11 +174,12 @@ static lconn *conn_best(pqpool_loop *l, int64_t now)
 
 /* A connection of a statement run alone that is done and fit for the next
  * one (no transaction left open). */
-static lconn *conn_spare(pqpool_loop *l)
+static lconn *conn_spare(pqpool_loop *l, bool read)
 {
 	for (lconn *c = l->conns; c; c = c->next)
 		if (c->alone && !c->lost && !c->closing && conn_load(c) == 0 &&
-		    !c->flushing && PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE)
+		    !c->flushing && PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE &&
+		    pqpool__loop_conn_fits(l, c, read))
 			return c;
 	return NULL;
 }
@@ -177,12 +202,13 @@ static void conn_add(lconn *c, pentry *e)
 bool pqpool__loop_place(pqpool_loop *l, pentry *e)
 {
 	lconn *c = NULL;
+	bool read = (L(e)->flags & PQPOOL_READ) != 0;
 	if (!L(e)->alone)
-		c = conn_best(l, pqc_now_ns());
+		c = conn_best(l, pqc_now_ns(), read);
 	else
-		c = conn_spare(l);
+		c = conn_spare(l, read);
 	if (!c)
-		c = conn_take(l, L(e)->alone);
+		c = conn_take(l, L(e)->alone, read);
 	if (!c)
 		return false;
 	conn_add(c, e);

@@ -45,6 +45,7 @@ typedef struct lconn {
 	pentry *pend, *pend_tail;
 	int npend, nflight;
 	bool alone;        /* holds one statement that may not be shared */
+	bool read;         /* taken for reads (PQPOOL_READ), with several hosts */
 	bool lost;         /* failed: released (closed) at the end of the round */
 	bool settled;      /* and what it held moved on or failed */
 	bool closing;      /* takes no more: released once drained */
@@ -125,6 +126,8 @@ void pqpool__loop_conn_release(pqpool_loop *l, lconn *c);
  * the pipeline depth before another connection is taken: deeper pipelines
  * cost the server fewer wake-ups per statement. */
 bool pqpool__loop_place(pqpool_loop *l, pentry *e);
+/* Whether c takes a statement of this kind (PQPOOL_READ or not). */
+bool pqpool__loop_conn_fits(const pqpool_loop *l, const lconn *c, bool read);
 
 /* What waits in the loop's queue goes out, in order, while there is room. */
 void pqpool__loop_drain_queue(pqpool_loop *l);

@@ -55,5 +55,6 @@ void pqpool__pool_free(struct pqpool *p)
 	for (int i = 0; i < p->nslots; i++)
 		pthread_mutex_destroy(&p->slots[i].pipe.mu);
 	free(p->slots);
+	free(p->members); /* closed already; each frees itself */
 	free(p);
 }

@@ -12,11 +12,14 @@
 #include "error.h"
 #include "lease.h"
 #include "pin.h"
+#include "fdwait.h"
 
 static _Atomic uint64_t next_pool_id = 1;
 
-/* Allocates and initialises a pool for a validated cfg; no connection yet. */
-static int pool_new(const pqpool_config *cfg, struct pqpool **out)
+/* Allocates and initialises a pool of nslots for a validated cfg, with the
+ * parameters given (taken over) or else built from cfg; no connection yet. */
+static int pool_new(const pqpool_config *cfg, pqpool__params *given, int nslots,
+                    struct pqpool **out)
 {
 	struct pqpool *p;
 	char err[PQPOOL__ERRLEN];
@@ -28,20 +31,24 @@ static int pool_new(const pqpool_config *cfg, struct pqpool **out)
 	if (!(p = aligned_alloc(PQPOOL__CACHELINE, sz)))
 		return pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: out of memory");
 	memset(p, 0, sizeof *p);
-	p->nslots = cfg->pool_max;
+	p->nslots = nslots;
 	sz = (size_t)p->nslots * sizeof *p->slots;
-	p->slots = aligned_alloc(PQPOOL__CACHELINE, sz);
+	p->slots = sz ? aligned_alloc(PQPOOL__CACHELINE, sz) : NULL;
 	p->health_query = strdup(cfg->health_query ? cfg->health_query : "SELECT 1");
-	if (!p->health_query || !p->slots) {
+	if (!p->health_query || (sz && !p->slots)) {
 		st = pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: out of memory");
 		goto fail;
 	}
-	if ((st = pqpool__params_build(cfg, &p->ctx.params, err, sizeof err)) !=
-	    PQPOOL_OK) {
+	if (given) {
+		p->ctx.params = *given;
+		memset(given, 0, sizeof *given);
+	} else if ((st = pqpool__params_build(cfg, &p->ctx.params, err, sizeof err)) !=
+	           PQPOOL_OK) {
 		pqpool__fail(st, "%s", err);
 		goto fail;
 	}
-	memset(p->slots, 0, sz);
+	if (sz)
+		memset(p->slots, 0, sz);
 	p->ctx.cfg = *cfg;
 	p->ctx.cfg.priv_ = NULL;
 	/* only ctx.params is used from here */
@@ -70,10 +77,39 @@ static int pool_new(const pqpool_config *cfg, struct pqpool **out)
 	*out = p;
 	return PQPOOL_OK;
 fail:
+	pqpool__params_free(given);
 	free(p->health_query);
 	free(p->slots);
 	free(p);
 	return st;
+}
+
+/* The members of a pool of several hosts, one per host; each learns its
+ * host's role from a first connection (a host that does not answer is
+ * banned for a while). Returns the connections open. */
+static int open_members(struct pqpool *p, const pqpool_config *cfg)
+{
+	int n = p->ctx.params.nhosts, open = 0, st;
+	if (!(p->members = calloc((size_t)n, sizeof *p->members)))
+		return pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: out of memory");
+	for (int i = 0; i < n; i++) {
+		pqpool__params hp;
+		struct pqpool *m;
+		if ((st = pqpool__params_for_host(&p->ctx.params, i, &hp)) != PQPOOL_OK ||
+		    (st = pool_new(cfg, &hp, cfg->pool_max, &m)) != PQPOOL_OK)
+			return st;
+		m->ctx.member = true;
+		p->members[p->nmembers++] = m;
+	}
+	for (int i = 0; i < n; i++) {
+		struct pqpool *m = p->members[i];
+		pqpool_conn *c;
+		if (pqpool_maintain(m) == PQPOOL_OK && m->nopen == 0 &&
+		    pqpool_acquire(m, -1, &c) == PQPOOL_OK)
+			pqpool_release(c);
+		open += m->nopen;
+	}
+	return open;
 }
 
 int pqpool_open(const pqpool_config *cfg, pqpool **out)
@@ -92,8 +128,35 @@ int pqpool_open(const pqpool_config *cfg, pqpool **out)
 	}
 	if (pqpool_config_validate(cfg, err, sizeof err) != PQPOOL_OK)
 		return pqpool__fail(PQPOOL_EINVAL, "%s", err);
-	if ((st = pool_new(cfg, &p)) != PQPOOL_OK)
+	if ((st = pool_new(cfg, NULL, cfg->pool_max, &p)) != PQPOOL_OK)
 		return st;
+	if (p->ctx.params.nhosts > 1) {
+		int open;
+		/* the members hold the connections: this pool has no slots */
+		for (int i = 0; i < p->nslots; i++)
+			pthread_mutex_destroy(&p->slots[i].pipe.mu);
+		free(p->slots);
+		p->slots = NULL;
+		p->nslots = 0;
+		if ((open = open_members(p, cfg)) < 0) {
+			snprintf(err, sizeof err, "%s", pqpool_errmsg());
+			pqpool_close(p, 0);
+			return pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: %s", err);
+		}
+		if (open == 0 && p->ctx.cfg.fail_fast) {
+			pqpool_close(p, 0);
+			return pqpool__fail(
+			        PQPOOL_ECONNECT,
+			        "pqpool_open: none of the %d hosts of %s answers",
+			        p->ctx.params.nhosts, p->ctx.params.masked);
+		}
+		pqpool__log(&p->ctx.log, open ? PQPOOL_LOG_INFO : PQPOOL_LOG_WARN,
+		            "pool open: %d connection(s) to %s, %d hosts (max %d each)",
+		            open, p->ctx.params.masked, p->nmembers, cfg->pool_max);
+		*out = p;
+		pqpool__ok();
+		return PQPOOL_OK;
+	}
 	if (strcmp(pqpool__cancel_method(), "none") == 0)
 		pqpool__log(&p->ctx.log, PQPOOL_LOG_WARN,
 		            "cancel requests are unavailable: built for libpq older than "
@@ -155,7 +218,7 @@ int pqpool_close(pqpool *pool, int drain_ms)
 	struct timespec ts;
 	int64_t deadline;
 	pqpool__canceller **cs;
-	int ncancel, left;
+	int ncancel, left, busy = 0;
 
 	if (!p)
 		return PQPOOL_OK;
@@ -173,6 +236,12 @@ int pqpool_close(pqpool *pool, int drain_ms)
 	pqpool__finish_pending(p, &pd);
 
 	deadline = pqc_now_ns() + (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000;
+	for (int i = 0; i < p->nmembers; i++) {
+		/* what a member still lends out it frees when given back */
+		int left_ms = pqc_ms_until(deadline);
+		if (pqpool_close(p->members[i], left_ms) == PQPOOL_EBUSY)
+			busy++;
+	}
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&p->mu);
@@ -184,6 +253,12 @@ int pqpool_close(pqpool *pool, int drain_ms)
 	if (p->nopen == 0 && p->users == 0) {
 		pthread_mutex_unlock(&p->mu);
 		pqpool__pool_free(p);
+		if (busy)
+			return pqpool__fail(
+			        PQPOOL_EBUSY,
+			        "pqpool_close: connections to %d host(s) still in "
+			        "use after %d ms; their queries were cancelled",
+			        busy, drain_ms);
 		pqpool__ok();
 		return PQPOOL_OK;
 	}

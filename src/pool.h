@@ -54,6 +54,13 @@ struct pqpool {
 	pthread_cond_t drained; /* closed: a slot emptied, a user left */
 
 	pqpool__flight health; /* the health probe in flight */
+
+	/* A pool of several hosts (DATABASE_URL names more than one) has no
+	 * slots of its own: one member pool per host, in the URL's order, each
+	 * of pool_max connections; router.c picks the member for each call.
+	 * NULL for a pool of one host. Members are closed with it. */
+	struct pqpool **members;
+	int nmembers;
 };
 
 /* The pool a slot belongs to. */

@@ -13,6 +13,7 @@
 #include "pipe.h"
 #include "pool.h"
 #include "retry.h"
+#include "router.h"
 #include "role.h"
 
 struct query_arg {
@@ -83,6 +84,12 @@ static int query_attempt(struct pqpool *p, void *arg, int64_t deadline,
 	bool taken, alone = false;
 	int st;
 
+	/* with several hosts, each attempt goes where its kind goes now */
+	if (!(p = pqpool__route(p, qa->flags, pqpool__acquire_deadline(p, deadline)))) {
+		pqpool__attempt_failed(a, PQPOOL_ECONNECT);
+		a->retryable = true; /* nothing was sent */
+		return a->status;
+	}
 	if (pipelined(p, qa)) {
 		st = pipe_attempt(p, qa, deadline, a, &alone);
 		if (!alone)

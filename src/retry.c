@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "rand.h"
 #include "role.h"
+#include "router.h"
 
 bool pqpool_sqlstate_retryable(const char *s)
 {
@@ -99,7 +100,9 @@ void pqpool__attempt_failed(pqpool__attempt *a, int status)
 static bool acquire_attempt(struct pqpool *p, int64_t deadline_ns, pqpool__slot **s,
                             pqpool__attempt *a)
 {
-	int st = pqpool__acquire_until(p, deadline_ns, s, __FILE__, __LINE__);
+	struct pqpool *m = pqpool__route(p, 0, deadline_ns);
+	int st = m ? pqpool__acquire_until(m, deadline_ns, s, __FILE__, __LINE__)
+	           : PQPOOL_ECONNECT;
 	if (st == PQPOOL_OK)
 		return true;
 	pqpool__attempt_failed(a, st);

@@ -296,6 +296,7 @@ int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned ho
 		opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs,
 		                              deadline_ns, err, errlen);
 	}
+	pqpool__role_connected(&p->ctx, opened > 0);
 	now = pqc_now_coarse_ms();
 	for (int i = 0; i < n; i++)
 		pqpool__count_connect(&p->ctx.counters, pgs[i] ? pqc_now_ns() - t0 : -1);
@@ -305,6 +306,7 @@ int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned ho
 			continue;
 		}
 		attach(p, slots[i], pgs[i], now);
+		pqpool__role_check(slots[i], NULL); /* a member learns its role */
 		if (how & PQPOOL__OPEN_LEASE)
 			atomic_store(&slots[i]->state, PQPOOL__SLOT_BUSY);
 		else
@@ -347,7 +349,20 @@ int pqpool__unfit(struct pqpool *p, pqpool__slot *s, int64_t now)
 	return -1;
 }
 
+static void snapshot_one(struct pqpool *p, pqpool_stats *st, bool full);
+
 void pqpool__snapshot(struct pqpool *p, pqpool_stats *st, bool full)
+{
+	snapshot_one(p, st, full);
+	/* a pool of several hosts: its own counters (retries) and its members' */
+	for (int i = 0; i < p->nmembers; i++) {
+		pqpool_stats m;
+		snapshot_one(p->members[i], &m, full);
+		pqpool__stats_add(st, &m);
+	}
+}
+
+static void snapshot_one(struct pqpool *p, pqpool_stats *st, bool full)
 {
 	pqpool__tally t;
 	uint32_t contend;

@@ -49,6 +49,13 @@ typedef struct pqpool__ctx {
 	/* connections created at or before this (coarse ms) are retired: their
 	 * server stopped taking writes (role.c) */
 	_Atomic int64_t retire_before_ms;
+	/* A member of a pool of several hosts (router.c): one host, whose role
+	 * as its connections last showed it (PQPOOL__ROLE_*, role.h), and its
+	 * ban after failed connects. */
+	bool member;
+	_Atomic int role;
+	_Atomic int fails;               /* connects failed in a row */
+	_Atomic int64_t banned_until_ms; /* coarse ms; 0: not banned */
 } pqpool__ctx;
 
 /* A statement to send: its text and text parameters, borrowed. */

@@ -5,6 +5,7 @@
  * here. */
 #include "stats.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
@@ -254,6 +255,80 @@ void pqpool__tally_end(pqpool__tally *t, const pqpool__pool_facts *f)
 	memcpy(st->errors_by_class, c->err_count, sizeof st->errors_by_class);
 	st->connect = c->connect;
 	pthread_mutex_unlock(&c->mu);
+}
+
+static void hist_add(pqpool_hist *into, const pqpool_hist *from)
+{
+	into->count += from->count;
+	into->sum_ms += from->sum_ms;
+	for (int b = 0; b < PQPOOL_HIST_BUCKETS; b++)
+		into->buckets[b] += from->buckets[b];
+}
+
+/* An error class's entry in st, made when there is room; NULL when full. */
+static uint64_t *class_slot(pqpool_stats *st, const char *name)
+{
+	for (int i = 0; i < PQPOOL_ERROR_CLASSES; i++) {
+		if (strcmp(st->error_class[i], name) == 0)
+			return &st->errors_by_class[i];
+		if (!st->error_class[i][0]) {
+			snprintf(st->error_class[i], sizeof st->error_class[i], "%s",
+			         name);
+			return &st->errors_by_class[i];
+		}
+	}
+	return NULL;
+}
+
+void pqpool__stats_add(pqpool_stats *into, const pqpool_stats *from)
+{
+	uint64_t wq = into->window_queries + from->window_queries;
+	if (wq > 0) {
+		into->avg_response_ms =
+		        (into->avg_response_ms * (double)into->window_queries +
+		         from->avg_response_ms * (double)from->window_queries) /
+		        (double)wq;
+		into->error_rate = (into->error_rate * (double)into->window_queries +
+		                    from->error_rate * (double)from->window_queries) /
+		                   (double)wq;
+	}
+	into->window_queries = wq;
+	into->window_s = from->window_s;
+	into->total += from->total;
+	into->active += from->active;
+	into->idle += from->idle;
+	into->waiting += from->waiting;
+	into->max += from->max;
+	into->min += from->min;
+	into->utilization = into->max > 0 ? (double)into->active * 100.0 / into->max : 0;
+	into->acquires += from->acquires;
+	into->acquire_timeouts += from->acquire_timeouts;
+	into->acquire_errors += from->acquire_errors;
+	into->opened += from->opened;
+	into->connect_failures += from->connect_failures;
+	for (int r = 0; r < PQPOOL_CLOSE_REASONS; r++)
+		into->closed_by[r] += from->closed_by[r];
+	into->queries += from->queries;
+	into->query_errors += from->query_errors;
+	into->query_timeouts += from->query_timeouts;
+	into->rollbacks += from->rollbacks;
+	into->retries += from->retries;
+	into->lease_warnings += from->lease_warnings;
+	for (int i = 0; i < PQPOOL_ERROR_CLASSES && from->error_class[i][0]; i++) {
+		uint64_t *n = class_slot(into, from->error_class[i]);
+		if (n)
+			*n += from->errors_by_class[i];
+	}
+	hist_add(&into->wait, &from->wait);
+	hist_add(&into->query, &from->query);
+	hist_add(&into->connect, &from->connect);
+	hist_add(&into->pipeline_wait, &from->pipeline_wait);
+	into->pipeline_depth.count += from->pipeline_depth.count;
+	into->pipeline_depth.sum += from->pipeline_depth.sum;
+	for (int b = 0; b < PQPOOL_DEPTH_BUCKETS; b++)
+		into->pipeline_depth.buckets[b] += from->pipeline_depth.buckets[b];
+	if (from->last_activity_ms > into->last_activity_ms)
+		into->last_activity_ms = from->last_activity_ms;
 }
 
 /* ---- texts and the specification's pool status ---- */

@@ -43,7 +43,8 @@ static inline void pqpool__qstats_lease(pqpool__qstats *q, int64_t now_ms)
 	/* one writer (the slot's owner): a load and a store, no atomic RMW;
 	 * inline, for it is on every acquire */
 	atomic_store_explicit(&q->acquires,
-	                      atomic_load_explicit(&q->acquires, memory_order_relaxed) + 1,
+	                      atomic_load_explicit(&q->acquires, memory_order_relaxed) +
+	                              1,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&q->last_use_ms, now_ms, memory_order_relaxed);
 }
@@ -113,6 +114,11 @@ typedef struct pqpool__pool_facts {
 } pqpool__pool_facts;
 
 void pqpool__tally_end(pqpool__tally *t, const pqpool__pool_facts *f);
+
+/* Adds from's figures to into's (a pool of several hosts is the sum of its
+ * members): counts summed, window averages weighted by their queries, the
+ * later last activity; into's state (closed, started) stays. */
+void pqpool__stats_add(pqpool_stats *into, const pqpool_stats *from);
 
 /* Error class i of a snapshot, safe as a JSON key and a Prometheus label
  * value, and its count including later entries of the same name; false for

@@ -237,3 +237,15 @@ int testenv_backends_settled(int want)
 	}
 	return n;
 }
+
+void testenv_fault_line(const char *line)
+{
+	const char *path = getenv("PQPOOL_FAULTS_SUMMARY");
+	FILE *f;
+	fputs(line, stdout);
+	fflush(stdout);
+	if (path && (f = fopen(path, "a"))) {
+		fputs(line, f);
+		fclose(f);
+	}
+}

@@ -61,6 +61,9 @@ void testenv_log_reset(void);
  * answers: a database that hangs. Writes the port; returns the listening
  * socket (close it when done). */
 int testenv_blackhole(int *port);
+/* A fault case's one-line summary ("FAULT name: k=v ...\n"): printed, and
+ * appended to PQPOOL_FAULTS_SUMMARY when set (make test-faults shows them). */
+void testenv_fault_line(const char *line);
 /* Monotonic ms. */
 int64_t testenv_now_ms(void);
 void testenv_sleep_ms(int ms);
@@ -70,7 +73,7 @@ void testenv_sleep_ms(int ms);
 		int a_ = (actual), e_ = (expected);                                      \
 		if (a_ != e_)                                                            \
 			fail_msg("status %d (%s) != expected %d (%s): %s", a_,           \
-			         pqpool_status_text(a_), e_, pqpool_status_text(e_),         \
+			         pqpool_status_text(a_), e_, pqpool_status_text(e_),     \
 			         pqpool_errmsg());                                       \
 	} while (0)
 

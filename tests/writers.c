@@ -99,6 +99,7 @@ writers_result writers_stop(void)
 	atomic_store(&w.stop, true);
 	for (int i = 0; i < w.n; i++)
 		pthread_join(w.th[i], NULL);
+	w.n = 0; /* stopping again is a no-op */
 	r.ok = atomic_load(&w.ok);
 	r.lost = atomic_load(&w.lost);
 	r.refused = atomic_load(&w.refused);

@@ -22,7 +22,7 @@ void writers_start(pqpool *pool, const char *table, int n, int t0);
 /* From now on (testenv_now_ms) successes count as after the mark. */
 void writers_mark(void);
 int64_t writers_marked_ms(void);
-/* Stops and joins them. */
+/* Stops and joins them (none left: nothing to do). */
 writers_result writers_stop(void);
 
 #endif

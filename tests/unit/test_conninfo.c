@@ -201,6 +201,92 @@ static const char *param(const pqpool__params *p, const char *kw)
 	return found;
 }
 
+/* ---- several hosts ---- */
+
+static void expect_host(const pqpool__params *all, int i, const char *host,
+                        const char *hostaddr, const char *port, const char *masked)
+{
+	pqpool__params h;
+	assert_status(PQPOOL_OK, pqpool__params_for_host(all, i, &h));
+	if (host)
+		assert_string_equal(param(&h, "host"), host);
+	else
+		assert_null(param(&h, "host"));
+	if (hostaddr)
+		assert_string_equal(param(&h, "hostaddr"), hostaddr);
+	else
+		assert_null(param(&h, "hostaddr"));
+	if (port)
+		assert_string_equal(param(&h, "port"), port);
+	else
+		assert_null(param(&h, "port"));
+	/* a member takes its host as it is: the pool tracks roles itself */
+	assert_null(param(&h, "target_session_attrs"));
+	assert_string_equal(param(&h, "password"), "pw");
+	assert_string_equal(h.secret, "pw");
+	assert_string_equal(h.masked, masked);
+	assert_null(strstr(h.masked, "pw"));
+	assert_int_equal(h.nhosts, 1);
+	assert_false(h.need_primary);
+	pqpool__params_free(&h);
+}
+
+static void test_several_hosts(void **state)
+{
+	(void)state;
+	pqpool_config cfg;
+	pqpool__params p;
+	char err[PQPOOL__ERRLEN];
+
+	pqpool_config_init(&cfg);
+	/* one host: libpq's default target, writers take what answers */
+	cfg.conninfo = "postgresql://u:pw@h1:5/d";
+	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
+	assert_int_equal(p.nhosts, 1);
+	assert_false(p.need_primary);
+	assert_null(param(&p, "target_session_attrs"));
+	pqpool__params_free(&p);
+
+	/* one host asked to be a primary */
+	cfg.conninfo = "postgresql://u:pw@h1:5/d?target_session_attrs=primary";
+	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
+	assert_true(p.need_primary);
+	pqpool__params_free(&p);
+
+	/* several: read-write unless told otherwise; a port per host */
+	cfg.conninfo = "postgresql://u:pw@h1:5,h2:6,[::1]:7/d?sslmode=disable";
+	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
+	assert_int_equal(p.nhosts, 3);
+	assert_true(p.need_primary);
+	assert_string_equal(param(&p, "target_session_attrs"), "read-write");
+	assert_string_equal(p.masked,
+	                    "postgresql://u:****@h1:5,h2:6,[::1]:7/d?sslmode=disable");
+	expect_host(&p, 0, "h1", NULL, "5", "postgresql://u:****@h1:5/d?sslmode=disable");
+	expect_host(&p, 1, "h2", NULL, "6", "postgresql://u:****@h2:6/d?sslmode=disable");
+	expect_host(&p, 2, "::1", NULL, "7",
+	            "postgresql://u:****@[::1]:7/d?sslmode=disable");
+	pqpool__params_free(&p);
+
+	/* one port for every host, hostaddr lists, an explicit "any" */
+	cfg.conninfo = "host=a,b hostaddr=10.0.0.1,10.0.0.2 port=9 user=u password=pw "
+	               "target_session_attrs=any";
+	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
+	assert_int_equal(p.nhosts, 2);
+	assert_false(p.need_primary);
+	expect_host(&p, 0, "a", "10.0.0.1", "9",
+	            "postgresql://u:****@a:9?hostaddr=10.0.0.1");
+	expect_host(&p, 1, "b", "10.0.0.2", "9",
+	            "postgresql://u:****@b:9?hostaddr=10.0.0.2");
+	pqpool__params_free(&p);
+
+	/* an empty item is the default, as in libpq */
+	cfg.conninfo = "host=a, port=5,6 user=u password=pw";
+	assert_status(PQPOOL_OK, pqpool__params_build(&cfg, &p, err, sizeof err));
+	assert_int_equal(p.nhosts, 2);
+	expect_host(&p, 1, NULL, NULL, "6", "postgresql://u:****@:6");
+	pqpool__params_free(&p);
+}
+
 static void test_params_build(void **state)
 {
 	(void)state;
@@ -403,9 +489,34 @@ static void fi_nothing(void *arg)
 	(void)arg;
 }
 
+static pqpool__params fault_host;
+
+/* a member's parameters, from a pool's of two hosts */
+static int fi_host(void *arg)
+{
+	int st = fi_params(arg);
+	if (st != PQPOOL_OK)
+		return st;
+	st = pqpool__params_for_host(&fault_params, 1, &fault_host);
+	if (st != PQPOOL_OK) {
+		assert_null(fault_host.storage_);
+		pqpool__params_free(&fault_params);
+	}
+	return st;
+}
+
+static void fi_free_host(void *arg)
+{
+	(void)arg;
+	pqpool__params_free(&fault_host);
+	pqpool__params_free(&fault_params);
+}
+
 static void test_alloc_failures(void **state)
 {
 	(void)state;
+	fault_loop(fi_host, "postgresql://u:pw@h1:5,h2:6/d?options=-c%20x%3D1",
+	           fi_free_host);
 	fault_loop(fi_params, "postgresql://u:pw@h/d?options=-c%20x%3D1", fi_free_params);
 	fault_loop(fi_params, NULL, fi_free_params);
 	fault_loop(fi_mask, "host=h user=u password=pw", fi_nothing);
@@ -419,6 +530,7 @@ int main(void)
 	        cmocka_unit_test(test_mask_invalid_and_truncated),
 	        cmocka_unit_test(test_params_build),
 	        cmocka_unit_test(test_params_build_errors),
+	        cmocka_unit_test(test_several_hosts),
 	        cmocka_unit_test(test_params_accepted_by_libpq),
 	        cmocka_unit_test(test_alloc_failures),
 	};
