@@ -4,7 +4,8 @@
  * pqpool_config_from_env() through its lookup callback; the same bytes are also
  * read as a .env.local text by dotenv_parse(). Beyond "no crash", it checks:
  * - a configuration from_env accepted passes pqpool_config_validate(), can be
- *   masked and turned into connection parameters;
+ *   masked and turned into connection parameters, and with several hosts
+ *   into each host's;
  * - an error message is one line, without control characters;
  * - when POSTGRES_PASSWORD is the only value looked up that holds a 'Q' (the
  *   marker of a secret here), no 'Q' reaches the masked URL, nor an error
@@ -128,6 +129,18 @@ static void check_config(char *text)
 		__builtin_trap();
 	if (v.pw_set && !v.q_elsewhere)
 		no_q(params.masked);
+	/* several hosts: each one's parameters, masked like the whole */
+	if (params.nhosts < 1)
+		__builtin_trap();
+	for (int i = 0; params.nhosts > 1 && i < params.nhosts && i < PQPOOL_MAX_HOSTS;
+	     i++) {
+		pqpool__params hp;
+		if (pqpool__params_for_host(&params, i, &hp) != PQPOOL_OK)
+			__builtin_trap();
+		if (v.pw_set && !v.q_elsewhere)
+			no_q(hp.masked);
+		pqpool__params_free(&hp);
+	}
 	pqpool__params_free(&params);
 	pqpool_config_clear(&cfg);
 }

@@ -163,6 +163,9 @@ typedef struct pqpool_config {
 	                         * for a pooler in transaction mode (PgBouncer
 	                         * 1.18) that hands the server connection on at
 	                         * each ReadyForQuery */
+	int max_replica_lag_ms; /* DB_MAX_REPLICA_LAG, 0 (no bound); with several
+	                         * hosts, a standby whose replay lag was last
+	                         * measured above it gets no reads */
 
 	bool fail_fast; /* pqpool_open fails if the database cannot be
 	                 * reached; default false: open succeeds with an
@@ -570,12 +573,53 @@ typedef enum pqpool_health_status {
 	PQPOOL_UNHEALTHY = 2
 } pqpool_health_status;
 
+/* The most hosts one DATABASE_URL may name. */
+#define PQPOOL_MAX_HOSTS 16
+
+/* A host's role, as its connections last showed it. */
+typedef enum pqpool_role {
+	PQPOOL_ROLE_UNKNOWN = 0,
+	PQPOOL_ROLE_PRIMARY, /* takes writes */
+	PQPOOL_ROLE_STANDBY  /* in recovery, or read-only */
+} pqpool_role;
+
+/* A host's state: up; banned after failed connects (skipped until the ban
+ * ends, which grows to a minute); down: its connects fail but it is not
+ * banned (the last usable host never is, and a ban that ended awaits its
+ * next try). */
+typedef enum pqpool_host_state {
+	PQPOOL_HOST_UP = 0,
+	PQPOOL_HOST_BANNED,
+	PQPOOL_HOST_DOWN
+} pqpool_host_state;
+
+/* One host of a pool whose DATABASE_URL names several. */
+typedef struct pqpool_host {
+	char address[128]; /* host:port as the URL names it (no credentials) */
+	pqpool_role role;
+	pqpool_host_state state;
+	int connections, active, idle;
+	int failures;  /* connects failed in a row */
+	double lag_ms; /* a standby's replay lag when last measured; -1 unknown */
+} pqpool_host;
+
+PQPOOL_API const char *pqpool_role_text(pqpool_role role);
+PQPOOL_API const char *pqpool_host_state_text(pqpool_host_state state);
+
+/* Fills out with the pool's hosts (up to max) and returns how many it has:
+ * 0 for a pool of one host. Thread-safe, no I/O. */
+PQPOOL_API int pqpool_hosts_get(pqpool *pool, pqpool_host *out, int max);
+
 typedef struct pqpool_health {
 	pqpool_health_status status;
 	double response_ms;    /* monotonic-clock time of the probe, ms */
 	int connection_count;  /* open connections after the probe */
 	int64_t checked_at_ms; /* wall clock, ms since the Unix epoch */
 	char error[256];       /* why unhealthy or degraded; "" otherwise */
+	/* with several hosts, each of them (the probe ran on the primary);
+	 * degraded while one is not up */
+	int nhosts;
+	pqpool_host hosts[PQPOOL_MAX_HOSTS];
 } pqpool_health;
 
 /* "healthy", "degraded" or "unhealthy". */
@@ -728,6 +772,10 @@ typedef struct pqpool_stats {
 	 * was ahead). Both empty with DB_PIPELINE=off. */
 	pqpool_depth_hist pipeline_depth;
 	pqpool_hist pipeline_wait;
+
+	/* with several hosts, each of them (pqpool_hosts_get); 0 otherwise */
+	int nhosts;
+	pqpool_host hosts[PQPOOL_MAX_HOSTS];
 } pqpool_stats;
 
 /* Fills *out with a snapshot. Thread-safe, non-blocking (no I/O). */

@@ -196,8 +196,14 @@ int pqpool_probe_start(pqpool *pool, pqpool_probe **out)
 	if (pool->ctx.cfg.query_timeout_ms > 0 &&
 	    pool->ctx.cfg.query_timeout_ms < deadline_ms)
 		deadline_ms = pool->ctx.cfg.query_timeout_ms;
+	/* a member's probe keeps its pool until finished: it is judged as a
+	 * whole (every host) */
+	if (pool->parent)
+		pqpool__pin(pool->parent);
 	if ((rc = start(pool, &q, deadline_ms, &s)) == PQPOOL_OK)
 		*out = &s->async.probe;
+	else if (pool->parent)
+		pqpool__unpin(pool->parent);
 	return rc;
 }
 
@@ -235,6 +241,8 @@ void pqpool_probe_finish(pqpool_probe *probe, pqpool_health *out)
 	pqpool__pin(p);
 	release_keeping_error(s, rc);
 	pqpool__health_result(p, rc, t0, out);
+	if (p->parent)
+		pqpool__unpin(p->parent); /* pinned by pqpool_probe_start */
 	pqpool__unpin(p);
 	pqpool__ok();
 }

@@ -105,6 +105,7 @@ static const field fields[] = {
         FIELD("DB_PIPELINE", pipeline, F_BOOL, 0, 0),
         FIELD("DB_PIPELINE_DEPTH", pipeline_depth, F_INT, 1, 1024),
         FIELD("DB_PIPELINE_ONE_SYNC", pipeline_one_sync, F_BOOL, 0, 0),
+        FIELD("DB_MAX_REPLICA_LAG", max_replica_lag_ms, F_INT, 0, INT_MAX),
         FIELD("DB_FAIL_FAST", fail_fast, F_BOOL, 0, 0),
         FIELD(NULL, validate_after_ms, F_INT, 0, INT_MAX),
 };

@@ -32,7 +32,6 @@ static void notice_receiver(void *arg, const PGresult *res)
 	pqpool__log(lg, lvl, "server: %s", msg);
 }
 
-
 /* A failed connect's message, with the fix when it is one we know: PgBouncer
  * (and some other proxies) refuse the "options" startup parameter that
  * carries DB_STATEMENT_TIMEOUT. */
@@ -135,7 +134,8 @@ int pqpool__connect_many(const pqpool__params *params, const pqpool__logger *lg,
 				opened++;
 			} else if (st[i] == PGRES_POLLING_FAILED) {
 				if (err && !err[0])
-					connect_error(PQerrorMessage(out[i]), err, errlen);
+					connect_error(PQerrorMessage(out[i]), err,
+					              errlen);
 				PQfinish(out[i]);
 				out[i] = NULL;
 				pending--;

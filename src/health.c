@@ -82,9 +82,27 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	pqpool__health_result(top, rc, t0, h);
 }
 
+/* A pool of several hosts is degraded while one of them is not up. */
+static void judge_hosts(struct pqpool *top, pqpool_health *h)
+{
+	h->nhosts = pqpool_hosts_get(top, h->hosts, PQPOOL_MAX_HOSTS);
+	for (int i = 0; i < h->nhosts && i < PQPOOL_MAX_HOSTS; i++) {
+		if (h->hosts[i].state == PQPOOL_HOST_UP)
+			continue;
+		if (h->status == PQPOOL_HEALTHY) {
+			h->status = PQPOOL_DEGRADED;
+			snprintf(h->error, sizeof h->error, "host %s is %s",
+			         h->hosts[i].address,
+			         pqpool_host_state_text(h->hosts[i].state));
+		}
+	}
+}
+
 void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *h)
 {
 	pqpool_stats st;
+	if (p->parent) /* a member's probe: judged as its pool's */
+		p = p->parent;
 	memset(h, 0, sizeof *h);
 	h->response_ms = (double)(pqc_now_ns() - t0) / 1e6;
 	h->checked_at_ms = pqc_wall_ms();
@@ -94,11 +112,12 @@ void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *
 	}
 	pqpool__snapshot(p, &st, false); /* we are pinned */
 	h->connection_count = st.total;
-	if (rc != PQPOOL_OK)
-		return;
-	h->status = pqpool__judge_health(h->response_ms, p->ctx.cfg.health_slow_ms,
-	                                 st.waiting, st.error_rate, st.window_s, h->error,
-	                                 sizeof h->error);
+	if (rc == PQPOOL_OK)
+		h->status = pqpool__judge_health(
+		        h->response_ms, p->ctx.cfg.health_slow_ms, st.waiting,
+		        st.error_rate, st.window_s, h->error, sizeof h->error);
+	if (p->members)
+		judge_hosts(p, h);
 }
 
 pqpool_health_status pqpool__judge_health(double response_ms, int slow_ms, int waiting,
@@ -134,6 +153,8 @@ int pqpool_check_health_within(pqpool *pool, int timeout_ms, pqpool_health *out)
 	if (timeout_ms <= 0 || timeout_ms > pool->ctx.cfg.connection_timeout_ms)
 		timeout_ms = pool->ctx.cfg.connection_timeout_ms;
 	pqpool__pin(pool);
+	/* with several hosts, the standbys' lag too, within the same bound */
+	pqpool__measure_lags(pool, t0 + (int64_t)timeout_ms * 1000000 / 2);
 	if (!pool->ctx.cfg.health_share) {
 		probe(pool, timeout_ms, out);
 	} else {

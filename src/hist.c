@@ -74,7 +74,8 @@ double pqpool_hist_quantile(const pqpool_hist *h, double q)
 }
 
 /* Pipeline depths: powers of two up to 256, then +Inf. */
-static const int depth_bounds[PQPOOL_DEPTH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, INT_MAX};
+static const int depth_bounds[PQPOOL_DEPTH_BUCKETS] = {1,  2,  4,   8,   16,
+                                                       32, 64, 128, 256, INT_MAX};
 
 const int *pqpool_depth_bounds(void)
 {

@@ -153,28 +153,11 @@ static int refill(struct pqpool *p)
 	return PQPOOL_OK;
 }
 
-int pqpool_maintain(pqpool *pool)
+int pqpool__maintain(struct pqpool *pool)
 {
 	int st;
-	if (!pool)
-		return pqpool__fail(PQPOOL_EINVAL, "pqpool_maintain: pool is NULL");
 	pqpool__pin(pool);
-	if (pool->members) {
-		/* each host's pool; fine when one of them answers */
-		int ok = 0;
-		st = PQPOOL_OK;
-		for (int i = 0; i < pool->nmembers; i++) {
-			int rc = pqpool_maintain(pool->members[i]);
-			if (rc == PQPOOL_OK)
-				ok++;
-			else
-				st = rc;
-		}
-		if (ok > 0)
-			st = PQPOOL_OK;
-	} else {
-		st = refill(pool);
-	}
+	st = refill(pool);
 	pqpool__unpin(pool);
 	return st;
 }

@@ -7,6 +7,10 @@
 
 #include "pool.h"
 
+/* pqpool_maintain of a pool of one host (or a member): reaps, warns and
+ * refills to pool_min. */
+int pqpool__maintain(struct pqpool *pool);
+
 /* The upkeep itself, once its time has come (see below). */
 void pqpool__upkeep_due(struct pqpool *p, int64_t now);
 

@@ -84,6 +84,23 @@ fail:
 	return st;
 }
 
+/* host:port (or hostaddr, or libpq's default) of a member's parameters. */
+static void host_address(const pqpool__params *hp, char *out, size_t n)
+{
+	const char *host = NULL, *addr = NULL, *port = "5432";
+	for (int i = 0; hp->keywords[i]; i++) {
+		if (strcmp(hp->keywords[i], "host") == 0)
+			host = hp->values[i];
+		else if (strcmp(hp->keywords[i], "hostaddr") == 0)
+			addr = hp->values[i];
+		else if (strcmp(hp->keywords[i], "port") == 0)
+			port = hp->values[i];
+	}
+	if (!host)
+		host = addr ? addr : "localhost";
+	snprintf(out, n, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+}
+
 /* The members of a pool of several hosts, one per host; each learns its
  * host's role from a first connection (a host that does not answer is
  * banned for a while). Returns the connections open. */
@@ -99,6 +116,9 @@ static int open_members(struct pqpool *p, const pqpool_config *cfg)
 		    (st = pool_new(cfg, &hp, cfg->pool_max, &m)) != PQPOOL_OK)
 			return st;
 		m->ctx.member = true;
+		atomic_store(&m->ctx.lag_us, -1);
+		m->parent = p;
+		host_address(&m->ctx.params, m->address, sizeof m->address);
 		p->members[p->nmembers++] = m;
 	}
 	for (int i = 0; i < n; i++) {
@@ -130,6 +150,14 @@ int pqpool_open(const pqpool_config *cfg, pqpool **out)
 		return pqpool__fail(PQPOOL_EINVAL, "%s", err);
 	if ((st = pool_new(cfg, NULL, cfg->pool_max, &p)) != PQPOOL_OK)
 		return st;
+	if (p->ctx.params.nhosts > PQPOOL_MAX_HOSTS) {
+		int n = p->ctx.params.nhosts;
+		pqpool_close(p, 0);
+		return pqpool__fail(
+		        PQPOOL_EINVAL,
+		        "pqpool_open: DATABASE_URL names %d hosts, at most %d", n,
+		        PQPOOL_MAX_HOSTS);
+	}
 	if (p->ctx.params.nhosts > 1) {
 		int open;
 		/* the members hold the connections: this pool has no slots */
@@ -289,6 +317,7 @@ int pqpool_stats_get(pqpool *pool, pqpool_stats *out)
 		return pqpool__fail(PQPOOL_EINVAL, "stats: NULL pool or out");
 	pqpool__pin(pool);
 	pqpool__snapshot(pool, out, true);
+	out->nhosts = pqpool_hosts_get(pool, out->hosts, PQPOOL_MAX_HOSTS);
 	pqpool__unpin(pool);
 	pqpool__ok();
 	return PQPOOL_OK;

@@ -61,6 +61,9 @@ struct pqpool {
 	 * NULL for a pool of one host. Members are closed with it. */
 	struct pqpool **members;
 	int nmembers;
+	/* a member's: the pool it belongs to, and its host as host:port */
+	struct pqpool *parent;
+	char address[128];
 };
 
 /* The pool a slot belongs to. */

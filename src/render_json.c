@@ -129,6 +129,30 @@ static json_t *depth_json(const pqpool_depth_hist *h, bool *ok)
 
 /* Everything beyond the specification's keys, kept apart so that the
  * specification's objects stay exactly as written. */
+/* With several hosts: [{address, role, state, connections, failures,
+ * lagMs (a standby's, when measured)}]. */
+static json_t *hosts_json(const pqpool_host *hs, int n, bool *ok)
+{
+	json_t *a = json_array();
+	if (n > PQPOOL_MAX_HOSTS)
+		n = PQPOOL_MAX_HOSTS;
+	for (int i = 0; i < n; i++) {
+		const pqpool_host *h = &hs[i];
+		json_t *o = json_object();
+		put(o, "address",
+		    json_text(h->address, strnlen(h->address, sizeof h->address)), ok);
+		put(o, "role", json_string(pqpool_role_text(h->role)), ok);
+		put(o, "state", json_string(pqpool_host_state_text(h->state)), ok);
+		put(o, "connections", json_integer(h->connections), ok);
+		put(o, "failures", json_integer(h->failures), ok);
+		if (h->lag_ms >= 0)
+			put_real(o, "lagMs", h->lag_ms, ok);
+		if (!a || json_array_append_new(a, o) != 0)
+			*ok = false;
+	}
+	return a;
+}
+
 static json_t *pool_json(const pqpool_stats *st, bool *ok)
 {
 	json_t *pool = json_object();
@@ -157,6 +181,8 @@ static json_t *pool_json(const pqpool_stats *st, bool *ok)
 	put(c, "retries", json_integer(clamp_u64(st->retries)), ok);
 	put(c, "leaseWarnings", json_integer(clamp_u64(st->lease_warnings)), ok);
 	put(pool, "counters", c, ok);
+	if (st->nhosts > 0)
+		put(pool, "hosts", hosts_json(st->hosts, st->nhosts, ok), ok);
 
 	json_t *classes = json_object();
 	for (int i = 0; i < PQPOOL_ERROR_CLASSES; i++) {
@@ -261,6 +287,8 @@ char *pqpool_render_health_json(const pqpool_health *h)
 	size_t elen = strnlen(h->error, sizeof h->error);
 	if (elen > 0)
 		put(d, "error", json_text(h->error, elen), &ok);
+	if (h->nhosts > 0)
+		put(d, "hosts", hosts_json(h->hosts, h->nhosts, &ok), &ok);
 	put(root, "data", d, &ok);
 	if (!ok) {
 		json_decref(root);

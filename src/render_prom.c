@@ -45,9 +45,10 @@ static void prom_help(pqc_sbuf *b, const char *name, const char *type, const cha
 }
 
 /* Label value escaping: backslash, double quote and line feed. */
-static void prom_label(pqc_sbuf *b, const char *key, const char *val)
+/* key="val" with val escaped, after sep ("{" or ","). */
+static void prom_pair(pqc_sbuf *b, const char *sep, const char *key, const char *val)
 {
-	pqc_sbuf_printf(b, "{%s=\"", key);
+	pqc_sbuf_printf(b, "%s%s=\"", sep, key);
 	for (const char *p = val; *p; p++) {
 		if (*p == '\\')
 			pqc_sbuf_puts(b, "\\\\");
@@ -58,7 +59,60 @@ static void prom_label(pqc_sbuf *b, const char *key, const char *val)
 		else
 			pqc_sbuf_putn(b, p, 1);
 	}
-	pqc_sbuf_puts(b, "\"}");
+	pqc_sbuf_putn(b, "\"", 1);
+}
+
+static void prom_label(pqc_sbuf *b, const char *key, const char *val)
+{
+	prom_pair(b, "{", key, val);
+	pqc_sbuf_putn(b, "}", 1);
+}
+
+/* name{host="...",role="..."[,key="val"]} v, for one host. */
+static void prom_host(pqc_sbuf *b, const char *name, const pqpool_host *h,
+                      const char *key, const char *val, double v)
+{
+	pqc_sbuf_puts(b, name);
+	prom_pair(b, "{", "host", h->address);
+	prom_pair(b, ",", "role", pqpool_role_text(h->role));
+	if (key)
+		prom_pair(b, ",", key, val);
+	pqc_sbuf_putn(b, "} ", 2);
+	prom_double(b, v);
+	pqc_sbuf_putn(b, "\n", 1);
+}
+
+/* With several hosts: each one's connections, state and lag. */
+static void prom_hosts(pqc_sbuf *b, const pqpool_stats *st)
+{
+	int n = st->nhosts < PQPOOL_MAX_HOSTS ? st->nhosts : PQPOOL_MAX_HOSTS;
+	bool lag = false;
+	if (n <= 0)
+		return;
+	prom_help(b, PROM_CONN_COUNT "_by_host", "gauge",
+	          "Connections open to each host of the pool, by state.");
+	for (int i = 0; i < n; i++) {
+		prom_host(b, PROM_CONN_COUNT "_by_host", &st->hosts[i], "state", "idle",
+		          st->hosts[i].idle);
+		prom_host(b, PROM_CONN_COUNT "_by_host", &st->hosts[i], "state", "used",
+		          st->hosts[i].active);
+	}
+	prom_help(b, "db_client_host_up", "gauge",
+	          "1 while the host answers, 0 while banned or down after failed "
+	          "connects.");
+	for (int i = 0; i < n; i++)
+		prom_host(b, "db_client_host_up", &st->hosts[i], NULL, NULL,
+		          st->hosts[i].state == PQPOOL_HOST_UP);
+	for (int i = 0; i < n; i++) {
+		if (st->hosts[i].lag_ms < 0)
+			continue;
+		if (!lag)
+			prom_help(b, "db_client_host_replication_lag_seconds", "gauge",
+			          "A standby's replay lag when last measured.");
+		lag = true;
+		prom_host(b, "db_client_host_replication_lag_seconds", &st->hosts[i],
+		          NULL, NULL, st->hosts[i].lag_ms / 1000);
+	}
 }
 
 static void prom_u64(pqc_sbuf *b, const char *name, const char *key, const char *val,
@@ -126,8 +180,8 @@ static void prom_depth(pqc_sbuf *b, const char *name, const char *help,
 		prom_label(b, "le", le);
 		pqc_sbuf_printf(b, " %" PRIu64 "\n", cum);
 	}
-	pqc_sbuf_printf(b, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name, h->sum, name,
-	                cum);
+	pqc_sbuf_printf(b, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name, h->sum,
+	                name, cum);
 }
 
 char *pqpool_render_prometheus(const pqpool_stats *st)
@@ -142,6 +196,7 @@ char *pqpool_render_prometheus(const pqpool_stats *st)
 	         st->idle > 0 ? (uint64_t)st->idle : 0);
 	prom_u64(&b, PROM_CONN_COUNT, "state", "used",
 	         st->active > 0 ? (uint64_t)st->active : 0);
+	prom_hosts(&b, st);
 	prom_gauge(&b, "db_client_connection_max", "Most connections the pool may open.",
 	           st->max);
 	prom_gauge(&b, "db_client_connection_idle_min",

@@ -111,6 +111,7 @@ void pqpool__role_connected(pqpool__ctx *ctx, bool ok)
 		return;
 	}
 	fails = atomic_fetch_add(&ctx->fails, 1) + 1;
+	atomic_store(&ctx->lag_us, -1); /* what was measured no longer holds */
 	atomic_store(&ctx->banned_until_ms,
 	             pqc_now_coarse_ms() + pqpool__ban_ms(fails, pqc_rand64()));
 }

@@ -9,14 +9,17 @@
 #include "router.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "error.h"
 #include "exec.h"
 #include "fdwait.h"
+#include "janitor.h"
 #include "lease.h"
 #include "log.h"
+#include "pin.h"
 #include "rand.h"
 #include "role.h"
 
@@ -116,19 +119,34 @@ static struct pqpool *writer(struct pqpool *p, int64_t deadline_ns)
 	return NULL;
 }
 
-/* A usable standby at random; else the primary (asked for only when no
- * standby is known), else any usable member. */
+/* A standby within DB_MAX_REPLICA_LAG as last measured (unknown: within). */
+static bool lag_ok(const struct pqpool *m)
+{
+	int64_t lag = atomic_load_explicit(&m->ctx.lag_us, memory_order_relaxed);
+	int max = m->ctx.cfg.max_replica_lag_ms;
+	return max <= 0 || lag < 0 || lag <= (int64_t)max * 1000;
+}
+
+/* A usable standby at random; else, when a caller may wait, a member whose
+ * role is unknown (a host back from an outage) is asked; else the primary,
+ * else any usable member. */
 static struct pqpool *reader(struct pqpool *p, int64_t deadline_ns)
 {
 	int64_t now = pqc_now_coarse_ms();
-	struct pqpool *pick[64], *m;
+	struct pqpool *pick[PQPOOL_MAX_HOSTS], *m;
 	int n = 0;
-	for (int i = 0; i < p->nmembers && n < 64; i++)
+	for (int i = 0; i < p->nmembers; i++)
 		if (role_of(p->members[i]) == PQPOOL__ROLE_STANDBY &&
-		    usable(p, p->members[i], now))
+		    usable(p, p->members[i], now) && lag_ok(p->members[i]))
 			pick[n++] = p->members[i];
 	if (n > 0)
 		return pick[pqc_rand64() % (uint64_t)n];
+	for (int i = 0; deadline_ns && i < p->nmembers; i++) {
+		m = p->members[i];
+		if (role_of(m) == PQPOOL__ROLE_UNKNOWN && usable(p, m, now) &&
+		    !ask(m, deadline_ns) && role_of(m) == PQPOOL__ROLE_STANDBY)
+			return m;
+	}
 	if ((m = primary_now(p, deadline_ns)) != NULL)
 		return m;
 	for (int i = 0; i < p->nmembers; i++)
@@ -171,4 +189,97 @@ int pqpool_acquire_loc(pqpool *pool, int timeout_ms, pqpool_conn **out, const ch
                        int line)
 {
 	return pqpool_acquire_for(pool, 0, timeout_ms, out, file, line);
+}
+
+/* ---- upkeep and what is seen of the hosts ---- */
+
+/* Each standby's replay lag, with a round trip: 0 when it has replayed all
+ * it received, else the age of the last transaction it replayed. */
+static void measure_lags(struct pqpool *p, int64_t deadline_ns)
+{
+	for (int i = 0; i < p->nmembers; i++) {
+		struct pqpool *m = p->members[i];
+		pqpool__slot *s;
+		PGresult *res = NULL;
+		int64_t lag = -1;
+		if (role_of(m) != PQPOOL__ROLE_STANDBY ||
+		    !usable(p, m, pqc_now_coarse_ms()) ||
+		    pqpool__acquire_until(m, deadline_ns, &s, __FILE__, __LINE__) !=
+		            PQPOOL_OK)
+			continue;
+		if (pqpool__exec(
+		            s,
+		            "SELECT CASE WHEN NOT pg_is_in_recovery() OR "
+		            "pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
+		            "THEN 0 ELSE COALESCE(EXTRACT(EPOCH FROM now() - "
+		            "pg_last_xact_replay_timestamp()) * 1000000, 0) END::bigint",
+		            0, NULL, &res, deadline_ns, 0) == PQPOOL_OK &&
+		    PQntuples(res) == 1)
+			lag = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		pqpool__release(s, false);
+		atomic_store(&m->ctx.lag_us, lag);
+	}
+}
+
+int pqpool_maintain(pqpool *pool)
+{
+	int st = PQPOOL_OK, ok = 0;
+	if (!pool)
+		return pqpool__fail(PQPOOL_EINVAL, "pqpool_maintain: pool is NULL");
+	if (!pool->members)
+		return pqpool__maintain(pool);
+	pqpool__pin(pool);
+	/* each host's pool (a banned host's only once its ban is over); fine
+	 * when one of them answers */
+	for (int i = 0; i < pool->nmembers; i++) {
+		int rc;
+		if (!usable(pool, pool->members[i], pqc_now_coarse_ms()))
+			continue;
+		if ((rc = pqpool__maintain(pool->members[i])) == PQPOOL_OK)
+			ok++;
+		else
+			st = rc;
+	}
+	measure_lags(pool, pqc_now_ns() + (int64_t)pool->ctx.cfg.connection_timeout_ms *
+	                                          1000000);
+	pqpool__unpin(pool);
+	if (ok > 0)
+		pqpool__ok();
+	return ok > 0 ? PQPOOL_OK : st;
+}
+
+void pqpool__measure_lags(struct pqpool *p, int64_t deadline_ns)
+{
+	if (p->members)
+		measure_lags(p, deadline_ns);
+}
+
+int pqpool_hosts_get(pqpool *pool, pqpool_host *out, int max)
+{
+	int64_t now = pqc_now_coarse_ms();
+	if (!pool || !pool->members)
+		return 0;
+	for (int i = 0; i < pool->nmembers && i < max && out; i++) {
+		struct pqpool *m = pool->members[i];
+		pqpool_stats st;
+		pqpool_host *h = &out[i];
+		int fails = atomic_load(&m->ctx.fails);
+		int64_t lag = atomic_load(&m->ctx.lag_us);
+		pqpool__snapshot(m, &st, false);
+		memset(h, 0, sizeof *h);
+		snprintf(h->address, sizeof h->address, "%s", m->address);
+		h->role = (pqpool_role)role_of(m);
+		h->state = fails == 0              ? PQPOOL_HOST_UP
+		           : !usable(pool, m, now) ? PQPOOL_HOST_BANNED
+		                                   : PQPOOL_HOST_DOWN;
+		h->connections = st.total;
+		h->active = st.active;
+		h->idle = st.idle;
+		h->failures = fails;
+		h->lag_ms = h->role == PQPOOL_ROLE_STANDBY && lag >= 0
+		                    ? (double)lag / 1000.0
+		                    : -1;
+	}
+	return pool->nmembers;
 }

@@ -13,4 +13,8 @@
  * what is known now, nothing asked. NULL with the error set when none. */
 struct pqpool *pqpool__route(struct pqpool *p, unsigned flags, int64_t deadline_ns);
 
+/* Measures each standby's replay lag (a round trip each) by deadline_ns;
+ * nothing for a pool of one host. */
+void pqpool__measure_lags(struct pqpool *p, int64_t deadline_ns);
+
 #endif

@@ -56,6 +56,7 @@ typedef struct pqpool__ctx {
 	_Atomic int role;
 	_Atomic int fails;               /* connects failed in a row */
 	_Atomic int64_t banned_until_ms; /* coarse ms; 0: not banned */
+	_Atomic int64_t lag_us;          /* a standby's replay lag; -1 unknown */
 } pqpool__ctx;
 
 /* A statement to send: its text and text parameters, borrowed. */

@@ -333,6 +333,32 @@ void pqpool__stats_add(pqpool_stats *into, const pqpool_stats *from)
 
 /* ---- texts and the specification's pool status ---- */
 
+const char *pqpool_role_text(pqpool_role role)
+{
+	switch (role) {
+	case PQPOOL_ROLE_PRIMARY:
+		return "primary";
+	case PQPOOL_ROLE_STANDBY:
+		return "standby";
+	case PQPOOL_ROLE_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
+
+const char *pqpool_host_state_text(pqpool_host_state state)
+{
+	switch (state) {
+	case PQPOOL_HOST_UP:
+		return "up";
+	case PQPOOL_HOST_BANNED:
+		return "banned";
+	case PQPOOL_HOST_DOWN:
+		return "down";
+	}
+	return "unknown";
+}
+
 const char *pqpool_health_text(pqpool_health_status status)
 {
 	switch (status) {

@@ -101,11 +101,15 @@ static void reads_on(pqpool *p, int n, int *on_a, int *on_b)
 	}
 }
 
+static void readers_stop_all(long *a, long *b, long *errors);
+
 /* What a failed case left: its writers, its pool, its rig. */
 static int teardown(void **state)
 {
+	long a, b, e;
 	(void)state;
 	writers_stop();
+	readers_stop_all(&a, &b, &e);
 	if (pool)
 		pqpool_close(pool, 2000);
 	pool = NULL;
@@ -152,6 +156,65 @@ static void common_checks(const writers_result *r, int64_t promoted_ms, pqpool *
 	assert_int_equal(st.waiting, 0);
 }
 
+/* ---- read routing ---- */
+
+#define READERS 64
+
+static _Atomic long reads_a, reads_b, read_errors;
+static atomic_bool readers_stop;
+
+static void *read_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&readers_stop)) {
+		PGresult *res = NULL;
+		int rc = pqpool_query(pool, "SELECT inet_server_port()", 0, NULL,
+		                      PQPOOL_READ | PQPOOL_IDEMPOTENT, &res);
+		if (rc != PQPOOL_OK)
+			atomic_fetch_add(&read_errors, 1);
+		else if (strcmp(PQgetvalue(res, 0, 0),
+		                testenv_get("PQPOOL_TEST_PORT_A")) == 0)
+			atomic_fetch_add(&reads_a, 1);
+		else
+			atomic_fetch_add(&reads_b, 1);
+		PQclear(res);
+	}
+	return NULL;
+}
+
+static pthread_t reader_th[READERS];
+static int nreaders;
+
+static void readers_start(int n)
+{
+	atomic_store(&reads_a, 0);
+	atomic_store(&reads_b, 0);
+	atomic_store(&read_errors, 0);
+	atomic_store(&readers_stop, false);
+	for (nreaders = 0; nreaders < n; nreaders++)
+		assert_int_equal(
+		        pthread_create(&reader_th[nreaders], NULL, read_loop, NULL), 0);
+}
+
+/* Stops them (none: nothing to do); how many reads each node answered. */
+static void readers_stop_all(long *a, long *b, long *errors)
+{
+	atomic_store(&readers_stop, true);
+	for (int i = 0; i < nreaders; i++)
+		pthread_join(reader_th[i], NULL);
+	nreaders = 0;
+	*a = atomic_load(&reads_a);
+	*b = atomic_load(&reads_b);
+	*errors = atomic_load(&read_errors);
+}
+
+static void read_phase(int ms, long *a, long *b, long *errors)
+{
+	readers_start(READERS);
+	testenv_sleep_ms(ms);
+	readers_stop_all(a, b, errors);
+}
+
 /* Promotes b; from then on the writers' successes count as after it. */
 static int64_t promote_b(void)
 {
@@ -183,18 +246,30 @@ static void crash_case(const char *mode, const char *name, bool sync)
 	writers_result r;
 	ledger_check lc;
 	int64_t crashed;
+	long ra, rb, rerr;
+	char line[300];
 
 	rig_up(mode);
 	ledger_init(400000);
 	p = open_pool();
 	writers_start(p, "fo_rows", WRITERS, 0);
+	readers_start(16);
 	testenv_sleep_ms(1500);
 	crashed = testenv_now_ms();
 	assert_int_equal(rig("crash '%s' a", testenv_get("PQPOOL_TEST_RIG")), 0);
 	testenv_sleep_ms(1000); /* no primary: writers wait */
 	promote_b();
 	testenv_sleep_ms(2500);
+	readers_stop_all(&ra, &rb, &rerr);
 	finish(name, p, crashed, &r, &lc, &st);
+	snprintf(line, sizeof line,
+	         "FAULT %s-reads: sent=%ld ok=%ld failed=%ld outage_ms=0 recovery_ms=0 "
+	         "on_a=%ld on_b=%ld\n",
+	         name, ra + rb + rerr, ra + rb, rerr, ra, rb);
+	testenv_fault_line(line);
+	/* reads went on on the standby, with at most a handful of errors */
+	assert_true(rb > 1000);
+	assert_true(rerr <= 5);
 	if (sync)
 		assert_int_equal(lc.missing, 0); /* no acknowledged write lost */
 	assert_true(r.ok > 1000);
@@ -275,50 +350,6 @@ static void test_switchover(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 2000));
 }
 
-/* ---- read routing ---- */
-
-#define READERS 64
-
-static _Atomic long reads_a, reads_b, read_errors;
-static atomic_bool readers_stop;
-
-static void *read_loop(void *arg)
-{
-	(void)arg;
-	while (!atomic_load(&readers_stop)) {
-		PGresult *res = NULL;
-		int rc = pqpool_query(pool, "SELECT inet_server_port()", 0, NULL,
-		                      PQPOOL_READ | PQPOOL_IDEMPOTENT, &res);
-		if (rc != PQPOOL_OK)
-			atomic_fetch_add(&read_errors, 1);
-		else if (strcmp(PQgetvalue(res, 0, 0),
-		                testenv_get("PQPOOL_TEST_PORT_A")) == 0)
-			atomic_fetch_add(&reads_a, 1);
-		else
-			atomic_fetch_add(&reads_b, 1);
-		PQclear(res);
-	}
-	return NULL;
-}
-
-static void read_phase(int ms, long *a, long *b, long *errors)
-{
-	pthread_t th[READERS];
-	atomic_store(&reads_a, 0);
-	atomic_store(&reads_b, 0);
-	atomic_store(&read_errors, 0);
-	atomic_store(&readers_stop, false);
-	for (int i = 0; i < READERS; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, read_loop, NULL), 0);
-	testenv_sleep_ms(ms);
-	atomic_store(&readers_stop, true);
-	for (int i = 0; i < READERS; i++)
-		pthread_join(th[i], NULL);
-	*a = atomic_load(&reads_a);
-	*b = atomic_load(&reads_b);
-	*errors = atomic_load(&read_errors);
-}
-
 /* 64 threads reading with PQPOOL_READ: at least 90 % answered by the
  * standby; with the standby stopped, every read answered by the primary. */
 static void test_read_routing(void **state)
@@ -354,6 +385,84 @@ static void test_read_routing(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 2000));
 }
 
+/* ---- a host down at start ---- */
+
+static const pqpool_host *host_of(const pqpool_stats *st, const char *port)
+{
+	for (int i = 0; i < st->nhosts; i++) {
+		const char *colon = strrchr(st->hosts[i].address, ':');
+		if (colon && strcmp(colon + 1, port) == 0)
+			return &st->hosts[i];
+	}
+	fail_msg("no host with port %s among %d", port, st->nhosts);
+	return NULL;
+}
+
+/* a down (the standby promoted in its place) when the pool opens: the pool
+ * opens on b and serves; a is banned and the health degraded; a re-made as
+ * a standby joins: reads reach it, the health is healthy again. */
+static void test_host_down_at_start(void **state)
+{
+	const char *rigdir = testenv_get("PQPOOL_TEST_RIG");
+	const char *pa = testenv_get("PQPOOL_TEST_PORT_A");
+	pqpool *p;
+	pqpool_stats st;
+	pqpool_health h;
+	char line[400];
+	int on_a = 0, on_b = 0, joined_ms = -1, waited;
+	int64_t t0;
+	PGresult *res = NULL;
+	(void)state;
+
+	rig_up("async");
+	ledger_init(1);
+	assert_int_equal(rig("crash '%s' a", rigdir), 0);
+	assert_int_equal(rig("promote '%s' b", rigdir), 0);
+	p = open_pool();
+	assert_status(PQPOOL_OK, pqpool_query(p, "INSERT INTO fo_rows VALUES (0, 0)", 0,
+	                                      NULL, 0, NULL));
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	assert_int_equal(st.nhosts, 2);
+	assert_int_not_equal(host_of(&st, pa)->state, PQPOOL_HOST_UP);
+	assert_true(host_of(&st, pa)->failures >= 1);
+	assert_int_equal(host_of(&st, testenv_get("PQPOOL_TEST_PORT_B"))->role,
+	                 PQPOOL_ROLE_PRIMARY);
+	assert_status(PQPOOL_OK, pqpool_check_health(p, &h));
+	assert_int_equal(h.status, PQPOOL_DEGRADED);
+	assert_non_null(strstr(h.error, pa));
+	assert_int_equal(h.nhosts, 2);
+
+	/* a back, as a standby of b: reads find it once its ban is over */
+	assert_int_equal(rig("rebuild '%s' a b", rigdir), 0);
+	t0 = testenv_now_ms();
+	for (waited = 0; waited < 10000 && on_a == 0;
+	     waited = (int)(testenv_now_ms() - t0)) {
+		reads_on(p, 20, &on_a, &on_b);
+		testenv_sleep_ms(50);
+	}
+	if (on_a)
+		joined_ms = waited;
+	on_a = on_b = 0;
+	reads_on(p, 200, &on_a, &on_b);
+	assert_status(PQPOOL_OK, pqpool_check_health(p, &h));
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	snprintf(line, sizeof line,
+	         "FAULT host-down-at-start: sent=%d ok=%d failed=0 outage_ms=0 "
+	         "recovery_ms=%d reads_on_rejoined=%d of 200 health_after=%s a=%s/%s\n",
+	         200, 200, joined_ms, on_a, pqpool_health_text(h.status),
+	         pqpool_role_text(host_of(&st, pa)->role),
+	         pqpool_host_state_text(host_of(&st, pa)->state));
+	testenv_fault_line(line);
+	assert_true(joined_ms >= 0);
+	assert_true(on_a >= 180);
+	assert_int_equal(h.status, PQPOOL_HEALTHY);
+	assert_int_equal(host_of(&st, pa)->role, PQPOOL_ROLE_STANDBY);
+	assert_int_equal(host_of(&st, pa)->state, PQPOOL_HOST_UP);
+	PQclear(res);
+	pool = NULL;
+	assert_status(PQPOOL_OK, pqpool_close(p, 2000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +470,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_crash_async, teardown),
 	        cmocka_unit_test_teardown(test_switchover, teardown),
 	        cmocka_unit_test_teardown(test_read_routing, teardown),
+	        cmocka_unit_test_teardown(test_host_down_at_start, teardown),
 	};
 	testenv_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);

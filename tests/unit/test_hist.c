@@ -148,7 +148,7 @@ static void test_depth(void **state)
 	assert_int_equal(pqpool_depth_quantile(&h, 0.10), 1);
 	assert_int_equal(pqpool_depth_quantile(&h, 0.5), 8);
 	assert_int_equal(pqpool_depth_quantile(&h, 1.0), 0); /* out of range */
-	h.buckets[PQPOOL_DEPTH_BUCKETS - 1] = 1000; /* beyond 256 */
+	h.buckets[PQPOOL_DEPTH_BUCKETS - 1] = 1000;          /* beyond 256 */
 	assert_int_equal(pqpool_depth_quantile(&h, 0.99), 256);
 }
 

@@ -348,6 +348,43 @@ static void test_metrics_json_now(void **state)
 	assert_null(pqpool_render_metrics_json(NULL, T0));
 }
 
+/* With several hosts: data.hosts, each with its address, role, state,
+ * connections, failures and (a standby's, when measured) lagMs. */
+static void test_health_json_hosts(void **state)
+{
+	(void)state;
+	pqpool_health h = {0};
+	h.status = PQPOOL_DEGRADED;
+	h.response_ms = 2;
+	h.checked_at_ms = T0;
+	strcpy(h.error, "host db2:5432 is banned");
+	h.nhosts = 2;
+	h.hosts[0] = (pqpool_host){
+	        "db1:5432", PQPOOL_ROLE_PRIMARY, PQPOOL_HOST_UP, 4, 1, 3, 0, -1};
+	h.hosts[1] = (pqpool_host){
+	        "db2:5432", PQPOOL_ROLE_STANDBY, PQPOOL_HOST_BANNED, 0, 0, 0, 3, 12.5};
+	char *s = pqpool_render_health_json(&h);
+	json_t *j = parse(s);
+	json_t *hosts = json_object_get(json_object_get(j, "data"), "hosts");
+	static const char *const k0[] = {"address", "role", "state", "connections",
+	                                 "failures"};
+	static const char *const k1[] = {"address",     "role",     "state",
+	                                 "connections", "failures", "lagMs"};
+	assert_int_equal(json_array_size(hosts), 2);
+	assert_keys(json_array_get(hosts, 0), k0, 5);
+	assert_keys(json_array_get(hosts, 1), k1, 6);
+	assert_str_at(json_array_get(hosts, 0), "role", "primary");
+	assert_str_at(json_array_get(hosts, 0), "state", "up");
+	assert_int_at(json_array_get(hosts, 0), "connections", 4);
+	assert_str_at(json_array_get(hosts, 1), "address", "db2:5432");
+	assert_str_at(json_array_get(hosts, 1), "role", "standby");
+	assert_str_at(json_array_get(hosts, 1), "state", "banned");
+	assert_int_at(json_array_get(hosts, 1), "failures", 3);
+	assert_real_at(json_array_get(hosts, 1), "lagMs", 12.5);
+	json_decref(j);
+	rfree(s);
+}
+
 static void test_health_json(void **state)
 {
 	(void)state;
@@ -519,6 +556,7 @@ int main(void)
 	        cmocka_unit_test(test_metrics_json_numbers),
 	        cmocka_unit_test(test_metrics_json_now),
 	        cmocka_unit_test(test_health_json),
+	        cmocka_unit_test(test_health_json_hosts),
 	        cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,16 +418,19 @@ static void test_prometheus_structure(void **state)
 	        {"db_client_connection_pipeline_depth_bucket{le=\"64\"}", 1000},
 	        {"db_client_connection_pipeline_depth_bucket{le=\"+Inf\"}", 1000},
 	        {"db_client_connection_pipeline_depth_sum", 100 + 300 * 3 + 600 * 64},
-	        {"db_client_connection_pipeline_wait_time_seconds_bucket{le=\"0.001\"}", 0},
-	        {"db_client_connection_pipeline_wait_time_seconds_bucket{le=\"0.0025\"}", 400},
+	        {"db_client_connection_pipeline_wait_time_seconds_bucket{le=\"0.001\"}",
+	         0},
+	        {"db_client_connection_pipeline_wait_time_seconds_bucket{le=\"0.0025\"}",
+	         400},
 	        {"db_client_connection_pipeline_wait_time_seconds_count", 400},
 	};
 	for (size_t i = 0; i < sizeof pipe / sizeof pipe[0]; i++)
 		if (sample_value(s, pipe[i].sample) != pipe[i].want)
 			fail_msg("%s: %g, expected %g", pipe[i].sample,
 			         sample_value(s, pipe[i].sample), pipe[i].want);
-	assert_near(sample_value(s, "db_client_connection_pipeline_wait_time_seconds_sum"), 0.8,
-	            1e-9);
+	assert_near(
+	        sample_value(s, "db_client_connection_pipeline_wait_time_seconds_sum"),
+	        0.8, 1e-9);
 	assert_int_equal(fam_find(&d, "db_client_connection_pipeline_depth")->samples,
 	                 PQPOOL_DEPTH_BUCKETS + 2);
 	rfree(s);
@@ -569,6 +572,31 @@ static void test_prometheus_promtool(void **state)
 	st.errors_by_class[0] = 1;
 	st.utilization = NAN;
 	check_with_promtool(&st);
+	/* several hosts, one with a name to escape */
+	example_stats(&st);
+	st.nhosts = 2;
+	st.hosts[0] = (pqpool_host){
+	        "db1:5432", PQPOOL_ROLE_PRIMARY, PQPOOL_HOST_UP, 4, 1, 3, 0, -1};
+	st.hosts[1] = (pqpool_host){"d\"b\\2:5432",
+	                            PQPOOL_ROLE_STANDBY,
+	                            PQPOOL_HOST_BANNED,
+	                            2,
+	                            0,
+	                            2,
+	                            3,
+	                            1500};
+	check_with_promtool(&st);
+	char *text = pqpool_render_prometheus(&st);
+	assert_non_null(strstr(text,
+	                       "db_client_connections_usage_by_host{host=\"db1:5432\","
+	                       "role=\"primary\",state=\"idle\"} 3\n"));
+	assert_non_null(strstr(text, "db_client_host_up{host=\"d\\\"b\\\\2:5432\","
+	                             "role=\"standby\"} 0\n"));
+	assert_non_null(strstr(text,
+	                       "db_client_host_replication_lag_seconds{host=\"d\\\"b"
+	                       "\\\\2:5432\",role=\"standby\"} 1.5\n"));
+	assert_null(strstr(text, "db_client_host_replication_lag_seconds{host=\"db1"));
+	rfree(text);
 }
 
 /* ---- allocation failures ---- */
