@@ -156,13 +156,15 @@ typedef struct pqpool_config {
 	                         * of pipelinable statements share a connection's
 	                         * round trips (README: "Pipelining"); false: one
 	                         * statement per connection at a time */
-	int pipeline_depth;     /* DB_PIPELINE_DEPTH, 16; 1..1024: statements one
+	int pipeline_depth;     /* DB_PIPELINE_DEPTH, 32; 1..1024: statements one
 	                         * connection carries at once */
 	bool pipeline_one_sync; /* DB_PIPELINE_ONE_SYNC, false: at most one
 	                         * group (one Sync) in flight per connection,
 	                         * for a pooler in transaction mode (PgBouncer
 	                         * 1.18) that hands the server connection on at
 	                         * each ReadyForQuery */
+	int read_target;        /* DB_READ_TARGET, PQPOOL_READ_PREFER_STANDBY:
+	                         * where PQPOOL_READ goes with several hosts */
 	int max_replica_lag_ms; /* DB_MAX_REPLICA_LAG, 0 (no bound); with several
 	                         * hosts, a standby whose replay lag was last
 	                         * measured above it gets no reads */
@@ -572,6 +574,14 @@ typedef enum pqpool_health_status {
 	PQPOOL_DEGRADED = 1,
 	PQPOOL_UNHEALTHY = 2
 } pqpool_health_status;
+
+/* Where reads (PQPOOL_READ) go with several hosts (DB_READ_TARGET). */
+enum {
+	PQPOOL_READ_PREFER_STANDBY = 0, /* "prefer-standby": a standby at random,
+	                                 * the primary when none answers */
+	PQPOOL_READ_STANDBY = 1,        /* "standby": a standby, or fail */
+	PQPOOL_READ_ANY = 2             /* "any": the primary or a standby */
+};
 
 /* The most hosts one DATABASE_URL may name. */
 #define PQPOOL_MAX_HOSTS 16

@@ -37,7 +37,7 @@ void pqpool_config_init(pqpool_config *cfg)
 	cfg->health_share = true;
 	cfg->prepare = true;
 	cfg->pipeline = true;
-	cfg->pipeline_depth = 16;
+	cfg->pipeline_depth = 32;
 	cfg->fail_fast = false;
 }
 
@@ -70,7 +70,10 @@ static bool blank(const char *s)
 	return true;
 }
 
-enum field_kind { F_INT, F_QUERY, F_BOOL };
+enum field_kind { F_INT, F_QUERY, F_BOOL, F_TARGET };
+
+/* DB_READ_TARGET's words, by value. */
+static const char *const read_targets[] = {"prefer-standby", "standby", "any"};
 
 /* The tunables, in the order their errors are reported. */
 typedef struct field {
@@ -105,6 +108,7 @@ static const field fields[] = {
         FIELD("DB_PIPELINE", pipeline, F_BOOL, 0, 0),
         FIELD("DB_PIPELINE_DEPTH", pipeline_depth, F_INT, 1, 1024),
         FIELD("DB_PIPELINE_ONE_SYNC", pipeline_one_sync, F_BOOL, 0, 0),
+        FIELD("DB_READ_TARGET", read_target, F_TARGET, 0, 2),
         FIELD("DB_MAX_REPLICA_LAG", max_replica_lag_ms, F_INT, 0, INT_MAX),
         FIELD("DB_FAIL_FAST", fail_fast, F_BOOL, 0, 0),
         FIELD(NULL, validate_after_ms, F_INT, 0, INT_MAX),
@@ -177,7 +181,7 @@ int pqpool_config_validate(const pqpool_config *cfg, char *err, size_t errlen)
 			snprintf(label, sizeof label, "%s (%s)", f->name, f->env);
 		else
 			snprintf(label, sizeof label, "%s", f->name);
-		if (f->kind == F_INT) {
+		if (f->kind == F_INT || f->kind == F_TARGET) {
 			int v = int_of(cfg, f);
 			if (v < f->min || v > f->max)
 				bad(&r, PQPOOL_EINVAL,
@@ -333,6 +337,16 @@ int pqpool_config_from_env(pqpool_config *cfg, pqpool_getenv_fn lookup, void *ar
 				    "%s=\"%s\": expected an integer from %d to %d",
 				    f->env, pqpool__shown(v, show, sizeof show), f->min,
 				    f->max);
+		} else if (f->kind == F_TARGET) {
+			int k = 0;
+			while (k < 3 && strcmp(v, read_targets[k]) != 0)
+				k++;
+			if (k == 3)
+				bad(&r, PQPOOL_EINVAL,
+				    "%s=\"%s\": expected prefer-standby, standby or any",
+				    f->env, pqpool__shown(v, show, sizeof show));
+			else
+				*int_at(&c, f) = k;
 		} else if (f->kind == F_BOOL) {
 			if (!pqc_parse_bool(v, (bool *)((char *)&c + f->off)))
 				bad(&r, PQPOOL_EINVAL,

@@ -127,18 +127,24 @@ static bool lag_ok(const struct pqpool *m)
 	return max <= 0 || lag < 0 || lag <= (int64_t)max * 1000;
 }
 
-/* A usable standby at random; else, when a caller may wait, a member whose
- * role is unknown (a host back from an outage) is asked; else the primary,
+/* A usable standby at random (DB_READ_TARGET=any: or the primary); else,
+ * when a caller may wait, a member whose role is unknown (a host back from
+ * an outage) is asked; else (but with DB_READ_TARGET=standby) the primary,
  * else any usable member. */
 static struct pqpool *reader(struct pqpool *p, int64_t deadline_ns)
 {
 	int64_t now = pqc_now_coarse_ms();
+	int target = p->ctx.cfg.read_target;
 	struct pqpool *pick[PQPOOL_MAX_HOSTS], *m;
 	int n = 0;
-	for (int i = 0; i < p->nmembers; i++)
-		if (role_of(p->members[i]) == PQPOOL__ROLE_STANDBY &&
-		    usable(p, p->members[i], now) && lag_ok(p->members[i]))
-			pick[n++] = p->members[i];
+	for (int i = 0; i < p->nmembers; i++) {
+		m = p->members[i];
+		if (!usable(p, m, now))
+			continue;
+		if ((role_of(m) == PQPOOL__ROLE_STANDBY && lag_ok(m)) ||
+		    (target == PQPOOL_READ_ANY && role_of(m) == PQPOOL__ROLE_PRIMARY))
+			pick[n++] = m;
+	}
 	if (n > 0)
 		return pick[pqc_rand64() % (uint64_t)n];
 	for (int i = 0; deadline_ns && i < p->nmembers; i++) {
@@ -146,6 +152,14 @@ static struct pqpool *reader(struct pqpool *p, int64_t deadline_ns)
 		if (role_of(m) == PQPOOL__ROLE_UNKNOWN && usable(p, m, now) &&
 		    !ask(m, deadline_ns) && role_of(m) == PQPOOL__ROLE_STANDBY)
 			return m;
+	}
+	if (target == PQPOOL_READ_STANDBY) {
+		pqpool__fail(
+		        PQPOOL_ECONNECT,
+		        "acquire: none of the %d hosts of %s is a standby that answers "
+		        "(DB_READ_TARGET=standby)",
+		        p->nmembers, p->ctx.params.masked);
+		return NULL;
 	}
 	if ((m = primary_now(p, deadline_ns)) != NULL)
 		return m;

@@ -133,6 +133,11 @@ static json_t *collect(const setup_ctx *s, const serve_settings *ss)
 	add(rows, env, "DB_PIPELINE", json_boolean(c->pipeline), NULL);
 	add(rows, env, "DB_PIPELINE_DEPTH", json_integer(c->pipeline_depth), NULL);
 	add(rows, env, "DB_PIPELINE_ONE_SYNC", json_boolean(c->pipeline_one_sync), NULL);
+	add(rows, env, "DB_READ_TARGET",
+	    json_string(c->read_target == PQPOOL_READ_STANDBY ? "standby"
+	                : c->read_target == PQPOOL_READ_ANY   ? "any"
+	                                                      : "prefer-standby"),
+	    NULL);
 	add(rows, env, "DB_MAX_REPLICA_LAG", json_integer(c->max_replica_lag_ms),
 	    c->max_replica_lag_ms == 0 ? "no bound" : NULL);
 	add(rows, env, "DB_FAIL_FAST", json_boolean(c->fail_fast), NULL);

@@ -363,6 +363,39 @@ static void test_env_health_query(void **state)
 	             "DB_HEALTH_QUERY=\"  ? \": expected an SQL statement");
 }
 
+/* DB_READ_TARGET takes one of three words; DB_MAX_REPLICA_LAG a bound. */
+static void test_env_read_target(void **state)
+{
+	(void)state;
+	pqpool_config cfg;
+	const char *words[] = {"prefer-standby", "standby", "any"};
+	for (int k = 0; k < 3; k++) {
+		load_ok(&cfg,
+		        ENV("DB_READ_TARGET", words[k], "DB_MAX_REPLICA_LAG", "250"));
+		assert_int_equal(cfg.read_target, k);
+		assert_int_equal(cfg.max_replica_lag_ms, 250);
+		pqpool_config_clear(&cfg);
+	}
+	load_ok(&cfg, ENV("DB_POOL_MAX", "5"));
+	assert_int_equal(cfg.read_target, PQPOOL_READ_PREFER_STANDBY);
+	assert_int_equal(cfg.max_replica_lag_ms, 0);
+	pqpool_config_clear(&cfg);
+	expect_error(
+	        ENV("DB_READ_TARGET", "Standby"),
+	        "DB_READ_TARGET=\"Standby\": expected prefer-standby, standby or any");
+	expect_error(
+	        ENV("DB_MAX_REPLICA_LAG", "-1"),
+	        "DB_MAX_REPLICA_LAG=\"-1\": expected an integer from 0 to 2147483647");
+	pqpool_config_init(&cfg);
+	cfg.read_target = 3;
+	{
+		char err[PQPOOL__ERRLEN];
+		assert_int_equal(pqpool_config_validate(&cfg, err, sizeof err),
+		                 PQPOOL_EINVAL);
+		assert_non_null(strstr(err, "read_target (DB_READ_TARGET)=3"));
+	}
+}
+
 /* Values are quoted safely: no control characters, bounded length. */
 static void test_env_value_shown_safely(void **state)
 {
@@ -971,6 +1004,7 @@ int main(void)
 	        cmocka_unit_test(test_env_pool_bounds),
 	        cmocka_unit_test(test_env_bools),
 	        cmocka_unit_test(test_env_health_query),
+	        cmocka_unit_test(test_env_read_target),
 	        cmocka_unit_test(test_env_value_shown_safely),
 	        cmocka_unit_test(test_env_error_order),
 	        cmocka_unit_test(test_env_err_buffer),
