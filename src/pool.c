@@ -172,11 +172,10 @@ int pqpool_open(const pqpool_config *cfg, pqpool **out)
 			return pqpool__fail(PQPOOL_ENOMEM, "pqpool_open: %s", err);
 		}
 		if (open == 0 && p->ctx.cfg.fail_fast) {
-			pqpool_close(p, 0);
-			return pqpool__fail(
-			        PQPOOL_ECONNECT,
-			        "pqpool_open: none of the %d hosts of %s answers",
-			        p->ctx.params.nhosts, p->ctx.params.masked);
+			snprintf(err, sizeof err, "none of the %d hosts of %s answers",
+			         p->ctx.params.nhosts, p->ctx.params.masked);
+			pqpool_close(p, 0); /* frees p */
+			return pqpool__fail(PQPOOL_ECONNECT, "pqpool_open: %s", err);
 		}
 		pqpool__log(&p->ctx.log, open ? PQPOOL_LOG_INFO : PQPOOL_LOG_WARN,
 		            "pool open: %d connection(s) to %s, %d hosts (max %d each)",
