@@ -86,9 +86,11 @@ HBA
       || { tail -n 20 "$datadir/server.log" >&2 || true; die "server did not start (port $port in use?)"; }
   fi
   if [ "$fresh" = 1 ]; then
-    # the password goes through psql's stdin, never the command line
-    as_owner "$bindir/psql" -X -q -h "$datadir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-      -v pw="$password" <<'SQL' >/dev/null
+    # the password reaches psql through its environment (\getenv, psql 15+),
+    # not its command line, where ps would show it
+    PQPOOL_CLUSTER_PW="$password" as_owner "$bindir/psql" -X -q -h "$datadir" -p "$port" \
+      -U postgres -d postgres -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+\getenv pw PQPOOL_CLUSTER_PW
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE hyperpage LOGIN PASSWORD :'pw';
 CREATE DATABASE hyperpage OWNER hyperpage;
