@@ -50,6 +50,10 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	struct pqpool *top = p;
 	int rc;
 
+	/* with several hosts, the standbys' lag too, in the first half of the
+	 * bound; only where a probe runs, not for callers that share one */
+	pqpool__measure_lags(top, t0 + (deadline - t0) / 2);
+
 	/* A connection the server closed moments ago (a terminated backend, a
 	 * restart) can still look alive when it is handed out, its goodbye not
 	 * yet read, and the probe then fails on it though the database answers.
@@ -153,8 +157,6 @@ int pqpool_check_health_within(pqpool *pool, int timeout_ms, pqpool_health *out)
 	if (timeout_ms <= 0 || timeout_ms > pool->ctx.cfg.connection_timeout_ms)
 		timeout_ms = pool->ctx.cfg.connection_timeout_ms;
 	pqpool__pin(pool);
-	/* with several hosts, the standbys' lag too, within the same bound */
-	pqpool__measure_lags(pool, t0 + (int64_t)timeout_ms * 1000000 / 2);
 	if (!pool->ctx.cfg.health_share) {
 		probe(pool, timeout_ms, out);
 	} else {

@@ -30,7 +30,12 @@ static void note_role(pqpool__ctx *ctx, PGconn *pg, bool refused)
 	int role = refused                                   ? PQPOOL__ROLE_STANDBY
 	           : PQparameterStatus(pg, "in_hot_standby") ? PQPOOL__ROLE_PRIMARY
 	                                                     : PQPOOL__ROLE_UNKNOWN;
-	int was = atomic_exchange(&ctx->role, role);
+	int was;
+	/* on every release: read, and write only on a change, so that the
+	 * callers of a host do not all write one cache line */
+	if (atomic_load_explicit(&ctx->role, memory_order_relaxed) == role)
+		return;
+	was = atomic_exchange(&ctx->role, role);
 	if (was != role && was != PQPOOL__ROLE_UNKNOWN && role != PQPOOL__ROLE_UNKNOWN)
 		pqpool__log(&ctx->log, PQPOOL_LOG_WARN, "the server at %s is now a %s",
 		            ctx->params.masked,
