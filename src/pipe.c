@@ -237,6 +237,19 @@ static void append(pqpool__pipe *pp, pentry *e)
 	atomic_fetch_add_explicit(&pp->load, 1, memory_order_relaxed);
 }
 
+/* Appends e to s's pipeline if it is open and holds fewer than limit. */
+static bool join_at(pqpool__slot *s, pentry *e, int limit)
+{
+	bool ok;
+	pthread_mutex_lock(&s->pipe.mu);
+	ok = s->pipe.active && !s->pipe.closing &&
+	     atomic_load_explicit(&s->pipe.load, memory_order_relaxed) < limit;
+	if (ok)
+		append(&s->pipe, e);
+	pthread_mutex_unlock(&s->pipe.mu);
+	return ok;
+}
+
 /* Joins the least loaded open pipeline with room and no old batch. */
 static pqpool__slot *join(struct pqpool *p, pentry *e)
 {
@@ -261,17 +274,45 @@ static pqpool__slot *join(struct pqpool *p, pentry *e)
 		}
 		if (!best)
 			return NULL;
-		pthread_mutex_lock(&best->pipe.mu);
-		if (best->pipe.active && !best->pipe.closing &&
-		    atomic_load_explicit(&best->pipe.load, memory_order_relaxed) <
-		            depth) {
-			append(&best->pipe, e);
-			pthread_mutex_unlock(&best->pipe.mu);
+		if (join_at(best, e, depth))
 			return best;
-		}
-		pthread_mutex_unlock(&best->pipe.mu);
 	}
 	return NULL;
+}
+
+/* While the pool is busy (PQPOOL__PIPE_FILL statements pipelined), joins
+ * the least loaded quick pipeline holding fewer than PQPOOL__PIPE_FILL (or
+ * the depth, when smaller), before a free connection is taken. NULL when
+ * there is none. */
+static pqpool__slot *fill(struct pqpool *p, pentry *e)
+{
+	int64_t now = pqc_now_ns(),
+	        young = (int64_t)PQPOOL__PIPE_QUICK_US * PQPOOL__PIPE_FILL * 1000;
+	pqpool__slot *best = NULL;
+	int limit = p->ctx.cfg.pipeline_depth < PQPOOL__PIPE_FILL
+	                    ? p->ctx.cfg.pipeline_depth
+	                    : PQPOOL__PIPE_FILL,
+	    best_load = limit, total = 0;
+
+	for (int i = 0; i < p->nslots; i++) {
+		pqpool__slot *s = &p->slots[i];
+		int l, q;
+		int64_t t;
+		if (!atomic_load_explicit(&s->pipe.open, memory_order_relaxed))
+			continue;
+		l = atomic_load_explicit(&s->pipe.load, memory_order_relaxed);
+		t = atomic_load_explicit(&s->pipe.sent_ns, memory_order_relaxed);
+		total += l;
+		q = atomic_load_explicit(&s->pipe.stmt_us, memory_order_relaxed);
+		if (l < best_load && (t == 0 || now - t <= young) && q > 0 &&
+		    q <= PQPOOL__PIPE_QUICK_US) {
+			best = s;
+			best_load = l;
+		}
+	}
+	return best && total >= PQPOOL__PIPE_FILL && join_at(best, e, limit)
+	               ? best
+	               : NULL;
 }
 
 /* Makes a leased slot a pipeline with e as its first statement and its
@@ -304,6 +345,8 @@ static int enter(struct pqpool *p, pentry *e, int64_t acquire_deadline,
 	int st = PQPOOL_EAGAIN;
 
 	*reader = false;
+	if ((*out = fill(p, e)) != NULL)
+		return PQPOOL_OK;
 	for (;;) {
 		if (atomic_load_explicit(&p->contend, memory_order_acquire) == 0) {
 			st = pqpool__acquire_unqueued(p, acquire_deadline, &s, __FILE__,

@@ -14,6 +14,19 @@ struct pqpool;
  * hold up quick ones queued behind it (head-of-line blocking). */
 #define PQPOOL__PIPE_HOL_MS 5
 
+/* While at least this many statements are pipelined, a statement joins a
+ * quick pipeline holding fewer than this many before it takes a free
+ * connection: deeper batches on fewer connections cost the client and the
+ * server less per statement (BENCHMARKS.md, "Blocking callers fill
+ * pipelines"). */
+#define PQPOOL__PIPE_FILL 8
+
+/* A pipeline is quick when its last group took at most this long per
+ * statement and its batch in flight is younger than this times FILL:
+ * statements that keep a server busy longer run side by side on
+ * connections of their own, as unpipelined ones would. */
+#define PQPOOL__PIPE_QUICK_US 200
+
 /* A group of several statements still unanswered after this is cancelled
  * and its statements sent again, each alone: one slow statement must not
  * keep the quick ones of its group waiting until their deadlines. */

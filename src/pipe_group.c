@@ -78,7 +78,9 @@ pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_
 	pqpool__pipe *pp = &s->pipe;
 	pentry *g = pp->flight, *end = g;
 	const char *code;
-	int64_t ahead_done = pp->done_ns;
+	int64_t ahead_done = pp->done_ns,
+	        sent = atomic_load_explicit(&pp->sent_ns, memory_order_relaxed);
+	int n = 0;
 
 	while (!end->end_of_group)
 		end = end->next;
@@ -90,6 +92,7 @@ pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_
 	*failed = NULL;
 	pp->done_ns = pqc_now_ns();
 	for (pentry *e = g; e; e = e->next) {
+		n++;
 		if (e->failed && !*failed)
 			*failed = e;
 		/* what ran ahead of it on this connection since it joined (0:
@@ -97,6 +100,10 @@ pentry *pqpool__pipe_detach_group(pqpool__slot *s, pentry **failed, bool *again_
 		if (e->join_ns)
 			pqpool__qstats_hol(&s->q, ahead_done - e->join_ns, 1);
 	}
+	if (sent) /* how quick its statements are, for pipe.c's fill() */
+		atomic_store_explicit(&pp->stmt_us,
+		                      (int)((pp->done_ns - sent) / 1000 / n) + 1,
+		                      memory_order_relaxed);
 	/* Our cancel request hits whatever runs when it arrives: a statement
 	 * it was not meant for is sent again, like the rest of its group. */
 	code = *failed ? PQresultErrorField((*failed)->last, PG_DIAG_SQLSTATE) : NULL;

@@ -125,6 +125,7 @@ typedef struct pqpool__pipe {
 	_Atomic bool open;       /* active and not closing */
 	_Atomic int load;        /* entries joined and not yet freed */
 	_Atomic int64_t sent_ns; /* when the batch in flight was sent; 0: none */
+	_Atomic int stmt_us;     /* the last group's round trip per statement */
 } pqpool__pipe;
 
 typedef struct pqpool__slot {
