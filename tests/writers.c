@@ -21,8 +21,8 @@ static struct {
 	pthread_t th[MAXW];
 	int n, t0;
 	atomic_bool stop;
-	_Atomic int64_t mark_ms, first_ok_ms;
-	_Atomic long ok, lost, refused, other;
+	_Atomic int64_t mark_ms, first_ok_ms, first_lost_ms, last_lost_ms;
+	_Atomic long ok, lost, lost_again, refused, other;
 	pthread_mutex_t mu;
 	char first_other[400];
 } w = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -30,6 +30,7 @@ static struct {
 static void *writer(void *arg)
 {
 	int t = (int)(intptr_t)arg;
+	long lost = 0;
 	for (int n = 0; !atomic_load(&w.stop); n++) {
 		char a[16], b[16];
 		const char *params[] = {a, b};
@@ -46,7 +47,15 @@ static void *writer(void *arg)
 				atomic_compare_exchange_strong(&w.first_ok_ms, &none,
 				                               now);
 		} else if (rc == PQPOOL_ECONNLOST) {
+			int64_t now = testenv_now_ms(), none = 0,
+			        last = atomic_load(&w.last_lost_ms);
+			atomic_compare_exchange_strong(&w.first_lost_ms, &none, now);
+			while (last < now &&
+			       !atomic_compare_exchange_weak(&w.last_lost_ms, &last, now))
+				;
 			atomic_fetch_add(&w.lost, 1);
+			if (lost++ > 0)
+				atomic_fetch_add(&w.lost_again, 1);
 		} else {
 			if (strcmp(pqpool_errcode(), "25006") == 0)
 				atomic_fetch_add(&w.refused, 1);
@@ -72,8 +81,11 @@ void writers_start(pqpool *pool, const char *table, int n, int t0)
 	atomic_store(&w.stop, false);
 	atomic_store(&w.mark_ms, 0);
 	atomic_store(&w.first_ok_ms, 0);
+	atomic_store(&w.first_lost_ms, 0);
+	atomic_store(&w.last_lost_ms, 0);
 	atomic_store(&w.ok, 0);
 	atomic_store(&w.lost, 0);
+	atomic_store(&w.lost_again, 0);
 	atomic_store(&w.refused, 0);
 	atomic_store(&w.other, 0);
 	w.first_other[0] = '\0';
@@ -102,6 +114,9 @@ writers_result writers_stop(void)
 	w.n = 0; /* stopping again is a no-op */
 	r.ok = atomic_load(&w.ok);
 	r.lost = atomic_load(&w.lost);
+	r.lost_again = atomic_load(&w.lost_again);
+	r.first_lost_ms = atomic_load(&w.first_lost_ms);
+	r.last_lost_ms = atomic_load(&w.last_lost_ms);
 	r.refused = atomic_load(&w.refused);
 	r.other = atomic_load(&w.other);
 	r.failed = r.lost + r.other;

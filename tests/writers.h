@@ -11,6 +11,8 @@
 
 typedef struct writers_result {
 	long ok, failed, lost;     /* lost: PQPOOL_ECONNLOST, the outcome unknown */
+	long lost_again;           /* of those, after the same writer's first */
+	int64_t first_lost_ms, last_lost_ms; /* testenv_now_ms; 0 when none */
 	long refused;              /* failed with SQLSTATE 25006 */
 	long other;                /* failed any other way */
 	char first_other[400];     /* the first of those */
