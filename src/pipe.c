@@ -29,6 +29,7 @@
 #include "exec.h"
 #include "lease.h"
 #include "pipe_int.h"
+#include "pipe_join.h"
 #include "pool.h"
 #include "role.h"
 
@@ -225,118 +226,6 @@ static bool drive(struct pqpool *p, pqpool__slot *s, pentry *me, bool *left_behi
 	}
 }
 
-/* ---- joining ---- */
-
-static void append(pqpool__pipe *pp, pentry *e)
-{
-	e->role = R_WAIT;
-	e->abandoned = false;
-	pqc_event_init(&e->ev);
-	e->join_ns = pqc_now_ns();
-	push_back(&pp->pend, &pp->pend_tail, e);
-	atomic_fetch_add_explicit(&pp->load, 1, memory_order_relaxed);
-}
-
-/* Appends e to s's pipeline if it is open and holds fewer than limit. */
-static bool join_at(pqpool__slot *s, pentry *e, int limit)
-{
-	bool ok;
-	pthread_mutex_lock(&s->pipe.mu);
-	ok = s->pipe.active && !s->pipe.closing &&
-	     atomic_load_explicit(&s->pipe.load, memory_order_relaxed) < limit;
-	if (ok)
-		append(&s->pipe, e);
-	pthread_mutex_unlock(&s->pipe.mu);
-	return ok;
-}
-
-/* Joins the least loaded open pipeline with room and no old batch. */
-static pqpool__slot *join(struct pqpool *p, pentry *e)
-{
-	int depth = p->ctx.cfg.pipeline_depth;
-	int64_t now = pqc_now_ns(), hol = (int64_t)PQPOOL__PIPE_HOL_MS * 1000000;
-
-	for (int tries = 0; tries < 3; tries++) {
-		pqpool__slot *best = NULL;
-		int best_load = depth;
-		for (int i = 0; i < p->nslots; i++) {
-			pqpool__slot *s = &p->slots[i];
-			int l;
-			int64_t t;
-			if (!atomic_load_explicit(&s->pipe.open, memory_order_relaxed))
-				continue;
-			l = atomic_load_explicit(&s->pipe.load, memory_order_relaxed);
-			t = atomic_load_explicit(&s->pipe.sent_ns, memory_order_relaxed);
-			if (l < best_load && (t == 0 || now - t <= hol)) {
-				best = s;
-				best_load = l;
-			}
-		}
-		if (!best)
-			return NULL;
-		if (join_at(best, e, depth))
-			return best;
-	}
-	return NULL;
-}
-
-/* While the pool is busy (PQPOOL__PIPE_FILL statements pipelined), joins
- * the least loaded quick pipeline holding fewer than PQPOOL__PIPE_FILL (or
- * the depth, when smaller), before a free connection is taken. NULL when
- * there is none. */
-static pqpool__slot *fill(struct pqpool *p, pentry *e)
-{
-	int64_t now = pqc_now_ns(),
-	        young = (int64_t)PQPOOL__PIPE_QUICK_US * PQPOOL__PIPE_FILL * 1000;
-	pqpool__slot *best = NULL;
-	int limit = p->ctx.cfg.pipeline_depth < PQPOOL__PIPE_FILL
-	                    ? p->ctx.cfg.pipeline_depth
-	                    : PQPOOL__PIPE_FILL,
-	    best_load = limit, total = 0;
-
-	for (int i = 0; i < p->nslots; i++) {
-		pqpool__slot *s = &p->slots[i];
-		int l, q;
-		int64_t t;
-		if (!atomic_load_explicit(&s->pipe.open, memory_order_relaxed))
-			continue;
-		l = atomic_load_explicit(&s->pipe.load, memory_order_relaxed);
-		t = atomic_load_explicit(&s->pipe.sent_ns, memory_order_relaxed);
-		total += l;
-		q = atomic_load_explicit(&s->pipe.stmt_us, memory_order_relaxed);
-		if (l < best_load && (t == 0 || now - t <= young) && q > 0 &&
-		    q <= PQPOOL__PIPE_QUICK_US) {
-			best = s;
-			best_load = l;
-		}
-	}
-	return best && total >= PQPOOL__PIPE_FILL && join_at(best, e, limit)
-	               ? best
-	               : NULL;
-}
-
-/* Makes a leased slot a pipeline with e as its first statement and its
- * caller the reader. False (the slot released) when libpq refuses. */
-static bool start(pqpool__slot *s, pentry *e)
-{
-	pqpool__pipe *pp = &s->pipe;
-	PGconn *pg = s->link.pg;
-
-	if (PQsetnonblocking(pg, 1) != 0 || PQenterPipelineMode(pg) != 1) {
-		s->link.broken = true;
-		pqpool__release(s, false);
-		return false;
-	}
-	pthread_mutex_lock(&pp->mu);
-	pp->active = true;
-	pp->closing = false;
-	append(pp, e);
-	e->counted = true; /* its lease was */
-	atomic_store_explicit(&pp->open, true, memory_order_relaxed);
-	pthread_mutex_unlock(&pp->mu);
-	return true;
-}
-
 /* Puts e in a pipeline. *s its slot; *reader when the caller drives it. */
 static int enter(struct pqpool *p, pentry *e, int64_t acquire_deadline,
                  pqpool__slot **out, bool *reader)
@@ -345,13 +234,13 @@ static int enter(struct pqpool *p, pentry *e, int64_t acquire_deadline,
 	int st = PQPOOL_EAGAIN;
 
 	*reader = false;
-	if ((*out = fill(p, e)) != NULL)
+	if ((*out = pqpool__pipe_fill(p, e)) != NULL)
 		return PQPOOL_OK;
 	for (;;) {
 		if (atomic_load_explicit(&p->contend, memory_order_acquire) == 0) {
 			st = pqpool__acquire_unqueued(p, acquire_deadline, &s, __FILE__,
 			                              __LINE__);
-			if (st == PQPOOL_EAGAIN && (*out = join(p, e)) != NULL)
+			if (st == PQPOOL_EAGAIN && (*out = pqpool__pipe_join(p, e)) != NULL)
 				return PQPOOL_OK;
 		}
 		if (st == PQPOOL_EAGAIN) /* others queue, or nothing to join */
@@ -359,7 +248,7 @@ static int enter(struct pqpool *p, pentry *e, int64_t acquire_deadline,
 			                           __LINE__);
 		if (st != PQPOOL_OK)
 			return st;
-		if (start(s, e)) {
+		if (pqpool__pipe_start(s, e)) {
 			*out = s;
 			*reader = true;
 			return PQPOOL_OK;
