@@ -126,15 +126,13 @@ static void summary(const char *name, const writers_result *r, const ledger_chec
 	snprintf(
 	        line, sizeof line,
 	        "FAULT %s: sent=%ld ok=%ld failed=%ld outage_ms=%lld recovery_ms=%lld "
-	        "lost_in_flight=%ld lost_again=%ld last_lost_ms=%lld refused_25006=%ld acked_rows_lost=%ld duplicates=%ld "
+	        "lost_in_flight=%ld refused_25006=%ld acked_rows_lost=%ld duplicates=%ld "
 	        "retired=%llu broken=%llu retries=%llu\n",
 	        name, r->ok + r->failed, r->ok, r->failed,
 	        (long long)(promoted_ms - fault_ms),
 	        r->first_ok_after_ms ? (long long)(r->first_ok_after_ms - promoted_ms)
 	                             : -1LL,
-	        r->lost, r->lost_again,
-	        r->last_lost_ms ? (long long)(r->last_lost_ms - fault_ms) : -1LL,
-	        r->refused, lc->missing, lc->duplicates,
+	        r->lost, r->refused, lc->missing, lc->duplicates,
 	        (unsigned long long)st->closed_by[PQPOOL_CLOSE_READ_ONLY],
 	        (unsigned long long)st->closed_by[PQPOOL_CLOSE_BROKEN],
 	        (unsigned long long)st->retries);
