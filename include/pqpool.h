@@ -528,9 +528,13 @@ PQPOOL_API int pqpool_loop_new(pqpool *pool, const pqpool_adapter *adapter,
 /*
  * Submits sql with nparams text parameters; done(arg, ...) is called when
  * it is finished. sql and params are copied: the caller's may go at once.
- * Never blocks on the database, except that when the pool has room and no
- * connection is idle the loop opens one, which takes a connect's time
- * (bounded by connection_timeout_ms). The statement is pipelined when
+ * Never blocks on the database: when the pool has room and no connection
+ * is idle, the loop opens one without blocking (its statements wait for
+ * it, connection_timeout_ms at most; when the open fails they fail with
+ * PQPOOL_ECONNECT, or go again after a backoff as pqpool_query's attempts
+ * do, and the loop waits 50 ms to 0.8 s before it opens another). With
+ * several hosts and no primary known, finding one still asks the hosts,
+ * which blocks up to connection_timeout_ms. The statement is pipelined when
  * pqpool_query would pipeline it (flags as there: PQPOOL_NO_PIPELINE keeps
  * it alone on a connection of its own); statements that are not run
  * alone, on a connection no other statement shares while it runs.
@@ -683,6 +687,27 @@ PQPOOL_API int pqpool_probe_poll(pqpool_probe *probe);
 /* Milliseconds left before the probe's deadline (0 when past). */
 PQPOOL_API int pqpool_probe_timeout_ms(const pqpool_probe *probe);
 PQPOOL_API void pqpool_probe_finish(pqpool_probe *probe, pqpool_health *out);
+
+/*
+ * The health check on an event loop (pqpool_loop_new), for hosts that must
+ * never block: the health query goes out like a pqpool_submit statement
+ * (a connection the pool has to open is opened without blocking too), and
+ * done(arg, h) is called on the loop's thread, exactly once per call that
+ * returned PQPOOL_OK, with the verdict pqpool_check_health_within(pool,
+ * timeout_ms, ...) would give: unhealthy with the error once it failed or
+ * timeout_ms passed, waiting for a connection included (timeout_ms <= 0 or
+ * above connection_timeout_ms: connection_timeout_ms; query_timeout_ms
+ * bounds it too). A connection the server had closed is replaced and the
+ * query sent again at once, 3 times at most. With health_share, the checks
+ * of one loop made while one is in flight get its verdict. Unlike the
+ * blocking check it does not measure the standbys' replay lag, which
+ * pqpool_maintain() measures (h->hosts shows the last figures). h is
+ * borrowed for the callback. PQPOOL_OK, or PQPOOL_EINVAL / PQPOOL_ENOMEM /
+ * PQPOOL_ECLOSED (then done is never called).
+ */
+typedef void (*pqpool_health_fn)(void *arg, const pqpool_health *h);
+PQPOOL_API int pqpool_loop_check_health(pqpool_loop *loop, int timeout_ms,
+                                        pqpool_health_fn done, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Metrics                                                              */

@@ -4,8 +4,10 @@
  * as arguments. */
 #include "conn.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,33 @@ static void connect_error(const char *msg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", m);
 }
 
+PGconn *pqpool__connect_start(const pqpool__params *params, char *err, size_t errlen)
+{
+	PGconn *pg = PQconnectStartParams(params->keywords, params->values, 0);
+	if (pg && PQstatus(pg) != CONNECTION_BAD)
+		return pg;
+	if (err && errlen) {
+		pqpool__trim_msg(pg ? PQerrorMessage(pg) : "out of memory", err, errlen);
+		pqpool__scrub(err, params->secret);
+	}
+	PQfinish(pg);
+	return NULL;
+}
+
+PostgresPollingStatusType pqpool__connect_step(PGconn *pg, const pqpool__params *params,
+                                               const pqpool__logger *lg, char *err,
+                                               size_t errlen)
+{
+	PostgresPollingStatusType st = PQconnectPoll(pg);
+	if (st == PGRES_POLLING_OK && lg)
+		PQsetNoticeReceiver(pg, notice_receiver, (void *)lg);
+	if (st == PGRES_POLLING_FAILED && err && errlen) {
+		connect_error(PQerrorMessage(pg), err, errlen);
+		pqpool__scrub(err, params->secret);
+	}
+	return st;
+}
+
 /* libpq's connect_timeout is applied only by its blocking PQconnectdb; with
  * PQconnectStartParams/PQconnectPoll the deadline is ours to keep, which is
  * what lets one DB_CONNECTION_TIMEOUT bound the whole of an acquire. Several
@@ -81,20 +110,12 @@ int pqpool__connect_many(const pqpool__params *params, const pqpool__logger *lg,
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		out[i] = PQconnectStartParams(params->keywords, params->values, 0);
-		if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) {
-			if (err && !err[0])
-				pqpool__trim_msg(out[i] ? PQerrorMessage(out[i])
-				                        : "out of memory",
-				                 err, errlen);
-			PQfinish(out[i]);
-			out[i] = NULL;
-			st[i] = PGRES_POLLING_FAILED;
-			continue;
-		}
+		out[i] = pqpool__connect_start(params, err && !err[0] ? err : NULL,
+		                               errlen);
 		/* the documented first state: wait until writable */
-		st[i] = PGRES_POLLING_WRITING;
-		pending++;
+		st[i] = out[i] ? PGRES_POLLING_WRITING : PGRES_POLLING_FAILED;
+		if (out[i])
+			pending++;
 	}
 
 	while (pending > 0) {
@@ -128,14 +149,12 @@ int pqpool__connect_many(const pqpool__params *params, const pqpool__logger *lg,
 				continue;
 			if (fds[nfd++].revents == 0)
 				continue;
-			st[i] = PQconnectPoll(out[i]);
+			st[i] = pqpool__connect_step(out[i], params, lg,
+			                             err && !err[0] ? err : NULL, errlen);
 			if (st[i] == PGRES_POLLING_OK) {
 				pending--;
 				opened++;
 			} else if (st[i] == PGRES_POLLING_FAILED) {
-				if (err && !err[0])
-					connect_error(PQerrorMessage(out[i]), err,
-					              errlen);
 				PQfinish(out[i]);
 				out[i] = NULL;
 				pending--;
@@ -147,8 +166,6 @@ int pqpool__connect_many(const pqpool__params *params, const pqpool__logger *lg,
 			PQfinish(out[i]);
 			out[i] = NULL;
 		}
-		if (out[i] && lg)
-			PQsetNoticeReceiver(out[i], notice_receiver, (void *)lg);
 	}
 	if (timed_out && err && !err[0])
 		snprintf(err, errlen, "timed out after %lld ms",
@@ -194,6 +211,31 @@ bool pqpool__conn_alive(PGconn *pg)
 			return false;
 	}
 	return PQstatus(pg) == CONNECTION_OK;
+}
+
+/* OpenSSL's SSL_pending, looked up in the process (libpq loaded libssl)
+ * rather than linked: the library needs no OpenSSL headers to build. */
+typedef int (*ssl_pending_fn)(const void *ssl);
+
+bool pqpool__conn_tls_pending(PGconn *pg)
+{
+	static _Atomic(ssl_pending_fn) pending;
+	static _Atomic bool looked;
+	ssl_pending_fn fn;
+	void *ssl = PQsslInUse(pg) ? PQsslStruct(pg, "OpenSSL") : NULL;
+
+	if (!ssl)
+		return false;
+	if (!atomic_load_explicit(&looked, memory_order_acquire)) {
+		void *sym = dlsym(RTLD_DEFAULT, "SSL_pending");
+		ssl_pending_fn found;
+		memcpy(&found, &sym, sizeof found); /* object to function pointer */
+		atomic_store_explicit(&pending, found, memory_order_relaxed);
+		atomic_store_explicit(&looked, true, memory_order_release);
+	}
+	fn = atomic_load_explicit(&pending, memory_order_relaxed);
+	/* (always found where libpq uses OpenSSL; without it, no answer) */
+	return fn && fn(ssl) > 0;
 }
 
 int pqpool_connect(const pqpool_config *cfg, int timeout_ms, PGconn **out)

@@ -298,6 +298,55 @@ int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, 
 	return pqpool__fail(PQPOOL_EAGAIN, "acquire: no idle connection free right now");
 }
 
+int pqpool__acquire_or_claim(struct pqpool *p, pqpool__slot **out, bool *claimed,
+                             const char *file, int line)
+{
+	pqpool__slot *s = NULL;
+	int why = -1;
+	*out = NULL;
+	*claimed = false;
+	if (acquire_fast(p, out, file, line, &s, &why))
+		return PQPOOL_OK;
+	if (!s) {
+		pthread_mutex_lock(&p->mu);
+		if (p->closed) {
+			pthread_mutex_unlock(&p->mu);
+			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
+		}
+		if (!p->whead && (s = pqpool__take_idle(p, true)) == NULL &&
+		    (s = pqpool__claim_empty_locked(p)) != NULL) {
+			pthread_mutex_unlock(&p->mu);
+			*out = s;
+			*claimed = true;
+			pqpool__ok();
+			return PQPOOL_OK;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!s) /* others wait, or the pool is at its size and all in use */
+			return pqpool__fail(PQPOOL_EAGAIN,
+			                    "acquire: no connection free right now");
+		if ((why = pqpool__unfit(p, s, pqc_now_coarse_ms())) < 0) {
+			lease_begin(s, pqc_now_coarse_ms(), file, line);
+			*out = s;
+			pqpool__ok();
+			return PQPOOL_OK;
+		}
+	}
+	/* unfit: its connection goes, the slot stays ours to open into */
+	pqpool__detach(p, s, (pqpool_close_reason)why);
+	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
+	*out = s;
+	*claimed = true;
+	pqpool__ok();
+	return PQPOOL_OK;
+}
+
+void pqpool__lease_opened(pqpool__slot *s, int64_t t0_ns, const char *file, int line)
+{
+	pqpool__slot *unused;
+	granted(s, t0_ns, file, line, &unused);
+}
+
 int pqpool__acquire_loc(struct pqpool *pool, int timeout_ms, pqpool_conn **out,
                         const char *file, int line)
 {

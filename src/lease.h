@@ -37,6 +37,20 @@ int pqpool__acquire_unqueued(struct pqpool *p, int64_t deadline_ns, pqpool__slot
  * connects), else PQPOOL_EAGAIN. */
 int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, int line);
 
+/* For a caller that connects without blocking (an event loop): an idle
+ * connection (*claimed false: *out leased), or an owned OPENING slot to
+ * open a connection into (*claimed true; an unfit idle connection is
+ * closed first, and its slot is the one claimed), or PQPOOL_EAGAIN when it
+ * would have to wait (or others already wait), PQPOOL_ECLOSED. Never
+ * queues, never connects. Open with pqpool__connect_start/_step, then
+ * pqpool__open_settle and, when it opened, pqpool__lease_opened. */
+int pqpool__acquire_or_claim(struct pqpool *p, pqpool__slot **out, bool *claimed,
+                             const char *file, int line);
+
+/* Begins the lease of a slot that pqpool__open_settle made BUSY, claimed
+ * at t0_ns (its wait, counted from then). */
+void pqpool__lease_opened(pqpool__slot *s, int64_t t0_ns, const char *file, int line);
+
 /* Gives a leased slot back (discard: its connection closed), as
  * pqpool_release() / pqpool_discard(). */
 void pqpool__release(pqpool__slot *s, bool discard);

@@ -49,7 +49,7 @@ static void release_pass(pqpool_loop *l, bool idle)
 
 	for (lconn *c = l->conns, *n; c; c = n) {
 		n = c->next;
-		if (!c->lost && !c->closing &&
+		if (!c->lost && !c->closing && !c->opening &&
 		    ((c->s->link.expires_ms && now_ms >= c->s->link.expires_ms) ||
 		     pqpool__retired(c->s) || !pqpool__loop_conn_fits(l, c, c->read)))
 			c->closing =
@@ -58,7 +58,7 @@ static void release_pass(pqpool_loop *l, bool idle)
 		if (c->lost) {
 			pqpool__loop_conn_lost(l, c);
 			pqpool__loop_conn_release(l, c);
-		} else if (idle && conn_load(c) == 0 && !c->flushing &&
+		} else if (idle && conn_load(c) == 0 && !c->flushing && !c->opening &&
 		           (c->alone || c->closing || contended || l->outstanding == 0 ||
 		            l->queue)) {
 			pqpool__loop_conn_release(l, c);
@@ -69,7 +69,7 @@ static void release_pass(pqpool_loop *l, bool idle)
 static void send_pass(pqpool_loop *l)
 {
 	for (lconn *c = l->conns; c; c = c->next)
-		if (c->dirty && !c->lost)
+		if (c->dirty && !c->lost && !c->opening)
 			pqpool__loop_conn_send(c);
 }
 
@@ -187,19 +187,13 @@ static lentry *entry_new(const char *sql, int nparams, const char *const *params
 	return e;
 }
 
-int pqpool_submit(pqpool_loop *l, const char *sql, int nparams, const char *const *params,
-                  unsigned flags, pqpool_done_fn done, void *arg)
+int pqpool__loop_submit(pqpool_loop *l, const char *sql, int nparams,
+                        const char *const *params, unsigned flags, int64_t deadline_ns,
+                        bool health, pqpool_done_fn done, void *arg)
 {
-	struct pqpool *p;
+	struct pqpool *p = l->pool;
 	lentry *e;
 
-	if (!l || !sql || !done || nparams < 0 || nparams > 65535 ||
-	    (nparams > 0 && !params))
-		return pqpool__fail(
-		        PQPOOL_EINVAL,
-		        "submit: NULL loop, SQL, callback or parameters, or more "
-		        "than 65535 parameters");
-	p = l->pool;
 	if (l->freeing || (atomic_load_explicit(&p->contend, memory_order_acquire) &
 	                   PQPOOL__CLOSED_BIT))
 		return pqpool__fail(PQPOOL_ECLOSED,
@@ -209,11 +203,13 @@ int pqpool_submit(pqpool_loop *l, const char *sql, int nparams, const char *cons
 	e->done = done;
 	e->arg = arg;
 	e->flags = flags;
+	e->health = health;
 	e->attempts = 1;
 	e->alone = !p->ctx.cfg.pipeline || (flags & PQPOOL_NO_PIPELINE) ||
 	           !pqpool__pipelinable(sql);
 	e->e.t0_ns = pqc_now_ns();
-	e->e.deadline_ns = pqpool__loop_deadline_of(p, e->e.t0_ns);
+	e->e.deadline_ns =
+	        deadline_ns ? deadline_ns : pqpool__loop_deadline_of(p, e->e.t0_ns);
 	l->outstanding++;
 	due_at(l, e->e.deadline_ns);
 	if (l->queue || !pqpool__loop_place(l, &e->e))
@@ -235,12 +231,30 @@ int pqpool_submit(pqpool_loop *l, const char *sql, int nparams, const char *cons
 	return PQPOOL_OK;
 }
 
+int pqpool_submit(pqpool_loop *l, const char *sql, int nparams, const char *const *params,
+                  unsigned flags, pqpool_done_fn done, void *arg)
+{
+	if (!l || !sql || !done || nparams < 0 || nparams > 65535 ||
+	    (nparams > 0 && !params))
+		return pqpool__fail(
+		        PQPOOL_EINVAL,
+		        "submit: NULL loop, SQL, callback or parameters, or more "
+		        "than 65535 parameters");
+	return pqpool__loop_submit(l, sql, nparams, params, flags, 0, false, done, arg);
+}
+
 void pqpool_loop_ready(pqpool_loop *l, void *token, unsigned ready)
 {
 	lconn *c = token;
 	if (!l || !c)
 		return;
 	enter(l);
+	if (c->opening) {
+		if (!c->lost)
+			pqpool__loop_open_step(l, c);
+		leave(l);
+		return;
+	}
 	if (!c->lost && (ready & PQPOOL_EV_WRITE) && c->flushing) {
 		int f = PQflush(c->s->link.pg);
 		if (f < 0)
@@ -283,11 +297,14 @@ static void loop_destroy(pqpool_loop *l)
 	l->depth = 1; /* callbacks from here on submit nothing (freeing) */
 	while (l->conns) {
 		lconn *c = l->conns;
-		pqpool__pipe *pp = &c->s->pipe;
-		pentry *flight = pp->flight;
+		pentry *flight = NULL;
+		if (c->s && !c->opening) {
+			pqpool__pipe *pp = &c->s->pipe;
+			flight = pp->flight;
+			pp->flight = pp->flight_tail = pp->cur = NULL;
+		}
 		if (flight)
 			c->lost = true; /* results nobody will read: closed */
-		pp->flight = pp->flight_tail = pp->cur = NULL;
 		c->nflight = 0;
 		fail_list(l, flight,
 		          "loop freed while the statement was in flight; it may "

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@
 #include "clock.h"
 #include "error.h"
 #include "exec.h"
+#include "conn.h"
 #include "lease.h"
+#include "pin.h"
 #include "log.h"
 #include "pipe.h"
 #include "pipe_int.h"
@@ -59,62 +62,190 @@ static int64_t hol_ns(void)
 	return (int64_t)PQPOOL__PIPE_HOL_MS * 1000000;
 }
 
-/* Takes a connection from the pool into the loop; NULL when the pool has
- * none to give now (l->acquire_failed), with the error set. */
+/* A leased connection c holds goes into pipeline mode, watched for
+ * reading; false when it cannot (c is then lost). */
+static bool conn_setup(lconn *c)
+{
+	pqpool__slot *s = c->s;
+	if (PQsetnonblocking(s->link.pg, 1) != 0 ||
+	    PQenterPipelineMode(s->link.pg) != 1) {
+		s->link.broken = true;
+		c->lost = true;
+		return false;
+	}
+	if ((c->fd = fcntl(PQsocket(s->link.pg), F_DUPFD_CLOEXEC, 0)) < 0) {
+		c->lost = true;
+		return false;
+	}
+	pqpool__loop_watch(c, PQPOOL_EV_READ);
+	return true;
+}
+
+/* An opening c watches the socket libpq connects on now, for events: a
+ * descriptor of its own each step, since libpq may have closed the last
+ * one and opened another (the next address, or again without TLS). */
+static void open_watch(lconn *c, unsigned events)
+{
+	pqpool__loop_watch(c, 0);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (PQsocket(c->opg) < 0 ||
+	    (c->fd = fcntl(PQsocket(c->opg), F_DUPFD_CLOEXEC, 0)) < 0) {
+		c->lost = true;
+		return;
+	}
+	pqpool__loop_watch(c, events);
+}
+
+/* The pause before the loop opens another connection after n opens failed
+ * in a row: 50 ms doubling to 800 ms, the upper half at random. */
+static int64_t open_hold_ns(int n)
+{
+	int64_t ms = (int64_t)50 << (n < 5 ? n - 1 : 4);
+	ms = ms / 2 + (int64_t)(pqc_rand64() % (uint64_t)(ms / 2 + 1));
+	return ms * 1000000;
+}
+
+/* Takes a connection from the pool into the loop: an idle one, or a slot
+ * to open one into without blocking (its statements wait until it is
+ * open). NULL when the pool has none to give now (l->acquire_failed),
+ * with the error set. */
 static lconn *conn_take(pqpool_loop *l, bool alone, bool read)
 {
 	struct pqpool *p = l->pool;
+	int64_t now = pqc_now_ns();
+	char err[PQPOOL__ERRLEN];
 	pqpool__slot *s;
+	bool claimed;
 	lconn *c;
-	int st;
 
 	if (l->acquire_failed)
 		return NULL;
-	/* with several hosts: the member for this kind of statement (asking the
-	 * hosts may connect, as taking a connection may) */
-	if (!(p = pqpool__route(l->pool, read ? PQPOOL_READ : 0,
-	                        pqc_now_ns() + (int64_t)p->ctx.cfg.connection_timeout_ms *
-	                                               1000000))) {
+	if (now < l->open_hold_ns) {
+		/* an open failed moments ago: not another before the pause */
 		l->acquire_failed = true;
+		due_at(l, l->open_hold_ns);
 		return NULL;
 	}
-	st = pqpool__try_acquire(p, &s, __FILE__, __LINE__);
-	if (st == PQPOOL_EAGAIN) {
-		int64_t d = pqc_now_ns() +
-		            (int64_t)p->ctx.cfg.connection_timeout_ms * 1000000;
-		st = pqpool__acquire_unqueued(p, d, &s, __FILE__, __LINE__);
-	}
-	if (st != PQPOOL_OK) {
+	/* with several hosts: the member for this kind of statement (with no
+	 * primary known, asking the hosts connects, and blocks) */
+	if (!(p = pqpool__route(l->pool, read ? PQPOOL_READ : 0,
+	                        now + (int64_t)p->ctx.cfg.connection_timeout_ms *
+	                                        1000000))) {
 		l->acquire_failed = true;
 		return NULL;
 	}
 	if (!(c = calloc(1, sizeof *c))) {
-		pqpool__release(s, false);
 		l->acquire_failed = true;
 		pqpool__fail(PQPOOL_ENOMEM, "submit: out of memory");
 		return NULL;
 	}
-	if (PQsetnonblocking(s->link.pg, 1) != 0 ||
-	    PQenterPipelineMode(s->link.pg) != 1) {
-		s->link.broken = true;
-		pqpool__release(s, false);
+	if (pqpool__acquire_or_claim(p, &s, &claimed, __FILE__, __LINE__) != PQPOOL_OK) {
 		free(c);
+		l->acquire_failed = true;
 		return NULL;
 	}
 	c->loop = l;
 	c->s = s;
+	c->fd = -1;
 	c->alone = alone;
 	c->read = read && l->pool->members;
-	if ((c->fd = dup(PQsocket(s->link.pg))) < 0)
-		c->lost = true;
 	s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
 	s->pipe.awaiting_sync = s->pipe.cancel_sent = false;
-	pqpool__loop_watch(c, PQPOOL_EV_READ);
+	if (claimed) {
+		c->opening = true;
+		c->open_ns = now;
+		if (!(c->opg = pqpool__connect_start(&p->ctx.params, err, sizeof err))) {
+			c->next = l->conns; /* failed at once: released at the end */
+			l->conns = c;
+			l->nconns++;
+			pqpool__loop_open_failed(l, c, err);
+			l->acquire_failed = true;
+			return NULL;
+		}
+		open_watch(c, PQPOOL_EV_WRITE); /* libpq's first step: writable */
+		due_at(l, now + (int64_t)p->ctx.cfg.connection_timeout_ms * 1000000);
+	}
 	c->next = l->conns;
 	l->conns = c;
 	l->nconns++;
+	if (!claimed && !conn_setup(c)) { /* released at the end of the round */
+		l->acquire_failed = true;
+		return NULL;
+	}
 	l->retry_ms = 0;
 	return c;
+}
+
+void pqpool__loop_open_step(pqpool_loop *l, lconn *c)
+{
+	pqpool__slot *s = c->s;
+	struct pqpool *p = pqpool__pool_of(s);
+	char err[PQPOOL__ERRLEN];
+	PostgresPollingStatusType st = pqpool__connect_step(c->opg, &p->ctx.params,
+	                                                    &p->ctx.log, err, sizeof err);
+
+	if (st == PGRES_POLLING_FAILED) {
+		pqpool__loop_open_failed(l, c, err);
+		return;
+	}
+	if (st != PGRES_POLLING_OK) {
+		open_watch(c, st == PGRES_POLLING_READING ? PQPOOL_EV_READ
+		                                          : PQPOOL_EV_WRITE);
+		return;
+	}
+	pqpool__loop_watch(c, 0);
+	close(c->fd);
+	c->fd = -1;
+	c->opening = false;
+	pqpool__pin(p);
+	pqpool__open_settle(p, s, c->opg, c->open_ns); /* s: BUSY, ours */
+	pqpool__unpin(p);
+	c->opg = NULL;
+	pqpool__lease_opened(s, c->open_ns, __FILE__, __LINE__);
+	l->open_fails = 0;
+	l->open_hold_ns = 0;
+	if (conn_setup(c))
+		c->dirty = c->pend != NULL; /* sent at the end of this round */
+}
+
+void pqpool__loop_open_failed(pqpool_loop *l, lconn *c, const char *why)
+{
+	struct pqpool *p = pqpool__pool_of(c->s);
+	int64_t now = pqc_now_ns(), ms = (now - c->open_ns) / 1000000;
+	pentry *pend = c->pend;
+
+	pqpool__loop_watch(c, 0);
+	PQfinish(c->opg);
+	c->opg = NULL;
+	c->opening = false;
+	c->lost = c->settled = true;
+	atomic_fetch_add(&p->ctx.counters.acquire_errors, 1);
+	pqpool__pin(p);
+	pqpool__open_settle(p, c->s, NULL, c->open_ns); /* emptied */
+	c->s = NULL;
+	l->open_fails++;
+	l->open_hold_ns = now + open_hold_ns(l->open_fails);
+	due_at(l, l->open_hold_ns);
+	c->pend = c->pend_tail = NULL;
+	c->npend = 0;
+	/* nothing was sent: each may go again after its backoff, as
+	 * pqpool_query's attempts do after a failed connect */
+	while (pend) {
+		pentry *e = pend;
+		pend = e->next;
+		e->next = NULL;
+		pqpool__fail(PQPOOL_ECONNECT, "acquire: could not connect to %s%s: %s",
+		             p->ctx.params.masked,
+		             ms >= p->ctx.cfg.connection_timeout_ms
+		                     ? " within DB_CONNECTION_TIMEOUT"
+		                     : "",
+		             why);
+		if (!pqpool__loop_retry_later(l, e, PQPOOL_ECONNECT, now))
+			pqpool__loop_complete(l, e, PQPOOL_ECONNECT, NULL);
+	}
+	pqpool__unpin(p);
 }
 
 /* Gives a connection back: closed when it failed or still has statements
@@ -123,7 +254,6 @@ static lconn *conn_take(pqpool_loop *l, bool alone, bool read)
 void pqpool__loop_conn_release(pqpool_loop *l, lconn *c)
 {
 	pqpool__slot *s = c->s;
-	PGconn *pg = s->link.pg;
 	lconn **pc = &l->conns;
 
 	while (*pc != c)
@@ -133,11 +263,20 @@ void pqpool__loop_conn_release(pqpool_loop *l, lconn *c)
 	pqpool__loop_watch(c, 0);
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->lost || c->nflight || c->flushing || PQexitPipelineMode(pg) != 1 ||
-	    PQsetnonblocking(pg, 0) != 0)
-		s->link.broken = true;
-	s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
-	pqpool__release(s, false);
+	if (c->opening) { /* given up before it opened */
+		struct pqpool *p = pqpool__pool_of(s);
+		PQfinish(c->opg);
+		pqpool__pin(p);
+		pqpool__open_abandon(p, s);
+		pqpool__unpin(p);
+	} else if (s) { /* (an open that failed has no slot left) */
+		PGconn *pg = s->link.pg;
+		if (c->lost || c->nflight || c->flushing || PQexitPipelineMode(pg) != 1 ||
+		    PQsetnonblocking(pg, 0) != 0)
+			s->link.broken = true;
+		s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
+		pqpool__release(s, false);
+	}
 	free(c);
 }
 
@@ -148,6 +287,8 @@ bool pqpool__loop_conn_fits(const pqpool_loop *l, const lconn *c, bool read)
 {
 	if (!l->pool->members)
 		return true;
+	if (c->opening) /* its role is learnt once open */
+		return c->read == read;
 	if (read)
 		return c->read;
 	return !c->read && atomic_load_explicit(&c->s->ctx->role, memory_order_relaxed) ==
@@ -155,8 +296,13 @@ bool pqpool__loop_conn_fits(const pqpool_loop *l, const lconn *c, bool read)
 }
 
 /* The least loaded connection with room for this kind of statement, none
- * of whose groups has been out longer than the head-of-line bound. */
-static lconn *conn_best(pqpool_loop *l, int64_t now, bool read)
+ * of whose groups has been out longer than the head-of-line bound. With
+ * quick (a health check), only one that nothing slow runs on: nothing in
+ * flight or waiting, or its last group quick (PQPOOL__PIPE_QUICK_US a
+ * statement): a check must not wait behind slow statements, nor slow checks
+ * behind each other (a DB_HEALTH_QUERY that takes 100 ms); then each takes
+ * a connection of its own, or waits for one. */
+static lconn *conn_best(pqpool_loop *l, int64_t now, bool read, bool quick)
 {
 	int depth = l->pool->ctx.cfg.pipeline_depth;
 	lconn *best = NULL;
@@ -165,6 +311,9 @@ static lconn *conn_best(pqpool_loop *l, int64_t now, bool read)
 		    conn_load(c) >= depth || !pqpool__loop_conn_fits(l, c, read))
 			continue;
 		if (c->sent_ns && now - c->sent_ns > hol_ns())
+			continue;
+		if (quick && conn_load(c) > 0 &&
+		    (!c->stmt_us || c->stmt_us > PQPOOL__PIPE_QUICK_US))
 			continue;
 		if (!best || conn_load(c) < conn_load(best))
 			best = c;
@@ -177,8 +326,9 @@ static lconn *conn_best(pqpool_loop *l, int64_t now, bool read)
 static lconn *conn_spare(pqpool_loop *l, bool read)
 {
 	for (lconn *c = l->conns; c; c = c->next)
-		if (c->alone && !c->lost && !c->closing && conn_load(c) == 0 &&
-		    !c->flushing && PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE &&
+		if (c->alone && !c->lost && !c->closing && !c->opening &&
+		    conn_load(c) == 0 && !c->flushing &&
+		    PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE &&
 		    pqpool__loop_conn_fits(l, c, read))
 			return c;
 	return NULL;
@@ -190,7 +340,7 @@ static void conn_add(lconn *c, pentry *e)
 	push_back(&c->pend, &c->pend_tail, e);
 	c->npend++;
 	c->dirty = true;
-	if (c->loop->depth == 0)
+	if (c->loop->depth == 0 && !c->opening)
 		pqpool__loop_watch(c, PQPOOL_EV_READ |
 		                              PQPOOL_EV_WRITE); /* sent when writable */
 }
@@ -204,7 +354,7 @@ bool pqpool__loop_place(pqpool_loop *l, pentry *e)
 	lconn *c = NULL;
 	bool read = (L(e)->flags & PQPOOL_READ) != 0;
 	if (!L(e)->alone)
-		c = conn_best(l, pqc_now_ns(), read);
+		c = conn_best(l, pqc_now_ns(), read, L(e)->health);
 	else
 		c = conn_spare(l, read);
 	if (!c)
@@ -311,8 +461,14 @@ static void conn_group(pqpool_loop *l, lconn *c)
 	bool open_tx = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR, again_failed;
 	pentry *failed, *again = NULL, *again_tail = NULL;
 	pentry *g = pqpool__pipe_detach_group(s, &failed, &again_failed);
+	int64_t now = pqc_now_ns();
+	int ng = 0;
 
-	c->sent_ns = pp->flight ? pqc_now_ns() : 0;
+	for (pentry *e = g; e; e = e->next)
+		ng++;
+	if (c->sent_ns && ng)
+		c->stmt_us = (int)((now - c->sent_ns) / 1000 / ng) + 1;
+	c->sent_ns = pp->flight ? now : 0;
 	if (c->sent_ns)
 		due_at(l, c->sent_ns + (int64_t)PQPOOL__PIPE_SPLIT_MS * 1000000);
 	if (!pp->flight && pp->cancel_sent) {
@@ -398,13 +554,18 @@ static void conn_group(pqpool_loop *l, lconn *c)
 void pqpool__loop_conn_lost(pqpool_loop *l, lconn *c)
 {
 	pqpool__slot *s = c->s;
-	pqpool__pipe *pp = &s->pipe;
+	pqpool__pipe *pp;
 	int st;
 
+	if (c->opening && !c->settled) { /* its socket could not be watched */
+		pqpool__loop_open_failed(l, c, "its socket could not be watched");
+		return;
+	}
 	c->lost = true;
 	if (c->settled)
 		return;
 	c->settled = true;
+	pp = &s->pipe;
 	st = pqpool__conn_lost(s, "query", NULL);
 	for (pentry *e = pp->flight, *n; e; e = n) {
 		pqpool__saved_error err;
@@ -434,17 +595,21 @@ void pqpool__loop_conn_read(pqpool_loop *l, lconn *c)
 	PGconn *pg = c->s->link.pg;
 	pqpool__pipe *pp = &c->s->pipe;
 
-	if (!PQconsumeInput(pg)) {
-		pqpool__loop_conn_lost(l, c);
-		return;
-	}
-	while (pp->flight && !PQisBusy(pg)) {
-		int t = pqpool__pipe_take(pp, PQgetResult(pg));
-		if (t == TAKE_GROUP) {
-			conn_group(l, c);
-		} else if (t == TAKE_LOST) {
+	do {
+		if (!PQconsumeInput(pg)) {
 			pqpool__loop_conn_lost(l, c);
 			return;
 		}
-	}
+		while (pp->flight && !PQisBusy(pg)) {
+			int t = pqpool__pipe_take(pp, PQgetResult(pg));
+			if (t == TAKE_GROUP) {
+				conn_group(l, c);
+			} else if (t == TAKE_LOST) {
+				pqpool__loop_conn_lost(l, c);
+				return;
+			}
+		}
+		/* bytes TLS decrypted and libpq did not take (it reads one record
+		 * at most into the room it has) leave the socket silent */
+	} while (pp->flight && pqpool__conn_tls_pending(pg));
 }

@@ -57,10 +57,13 @@ void pqpool__loop_fail(pqpool_loop *l, pentry *e, int status, const char *fmt,
 	pqpool__loop_complete(l, e, status, NULL);
 }
 
-/* A PQPOOL_IDEMPOTENT statement that failed with status (the thread's
- * error describing it) in a way worth trying again goes on the later list
- * for its backoff, as pqpool_query's retry loop would: true. Within
- * retry_attempts, DB_RETRY_DEADLINE and its own deadline. */
+/* A statement that failed with status (the thread's error describing it)
+ * in a way worth trying again goes on the later list for its backoff, as
+ * pqpool_query's retry loop would: true. Any statement after a failed
+ * connect (nothing was sent), a PQPOOL_IDEMPOTENT one after a lost
+ * connection or a retryable SQLSTATE; within retry_attempts,
+ * DB_RETRY_DEADLINE and its own deadline. A health check's follows its
+ * own rule (lentry.health). */
 bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t now)
 {
 	lentry *e = L(pe);
@@ -68,22 +71,36 @@ bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t no
 	int delay;
 	int64_t at;
 
-	if (!e->done || e->attempts >= cfg->retry_attempts)
+	if (!e->done)
 		return false;
-	if (!pqpool__retry_refused(&l->pool->ctx, pqpool_errcode()) &&
-	    !((e->flags & PQPOOL_IDEMPOTENT) &&
-	      (status == PQPOOL_ECONNLOST ||
-	       pqpool_sqlstate_retryable(pqpool_errcode()))))
-		return false;
-	delay = pqpool_backoff_ms(e->attempts, cfg->retry_base_delay_ms,
-	                          cfg->retry_max_delay_ms, pqc_rand64());
+	if (e->health) {
+		/* a connection the server closed moments ago: another at once, as
+		 * the blocking probe does; its verdict is final otherwise */
+		if (status != PQPOOL_ECONNLOST || e->attempts >= 3 ||
+		    now >= pe->deadline_ns)
+			return false;
+		delay = 0;
+	} else {
+		if (e->attempts >= cfg->retry_attempts)
+			return false;
+		/* a failed connect sent nothing: any statement may go again */
+		if (status != PQPOOL_ECONNECT &&
+		    !pqpool__retry_refused(&l->pool->ctx, pqpool_errcode()) &&
+		    !((e->flags & PQPOOL_IDEMPOTENT) &&
+		      (status == PQPOOL_ECONNLOST ||
+		       pqpool_sqlstate_retryable(pqpool_errcode()))))
+			return false;
+		delay = pqpool_backoff_ms(e->attempts, cfg->retry_base_delay_ms,
+		                          cfg->retry_max_delay_ms, pqc_rand64());
+	}
 	at = now + (int64_t)delay * 1000000;
-	if (at >= pe->t0_ns + (int64_t)cfg->retry_deadline_ms * 1000000 ||
-	    at >= pe->deadline_ns)
+	if (!e->health && (at >= pe->t0_ns + (int64_t)cfg->retry_deadline_ms * 1000000 ||
+	                   at >= pe->deadline_ns))
 		return false;
-	pqpool__log(&l->pool->ctx.log, PQPOOL_LOG_WARN,
-	            "database query attempt %d failed, retrying in %d ms: %s",
-	            e->attempts, delay, pqpool_errmsg());
+	if (!e->health)
+		pqpool__log(&l->pool->ctx.log, PQPOOL_LOG_WARN,
+		            "database query attempt %d failed, retrying in %d ms: %s",
+		            e->attempts, delay, pqpool_errmsg());
 	pqpool__count(&l->pool->ctx.counters, PQPOOL__RETRIES, 1);
 	e->attempts++;
 	e->retry_at = at;

@@ -22,6 +22,8 @@ typedef struct lentry {
 	pqpool_done_fn done;
 	void *arg;
 	bool alone;       /* on a connection of its own */
+	bool health;      /* a health check's: sent again at once, up to 3 times,
+	                   * only after its connection was lost (health.c's rule) */
 	bool retried;     /* sent again once after a stale plan */
 	unsigned flags;   /* pqpool_submit's */
 	int attempts;     /* sent this many times after failures (1: once) */
@@ -50,8 +52,12 @@ typedef struct lconn {
 	bool settled;      /* and what it held moved on or failed */
 	bool closing;      /* takes no more: released once drained */
 	bool dirty;        /* has statements to send this round */
+	bool opening;      /* connecting (opg): its statements wait in pend */
+	PGconn *opg;       /* the connection being opened into s (OPENING) */
+	int64_t open_ns;   /* when the open began */
 	bool flushing;     /* libpq holds output the socket did not take */
 	int64_t sent_ns;   /* when the oldest group in flight went out; 0 none */
+	int stmt_us;       /* the last group's time per statement; 0 unknown */
 	int64_t cancel_ns; /* when a cancel request went out; 0 none */
 } lconn;
 
@@ -69,6 +75,9 @@ struct pqpool_loop {
 	int64_t timer_ns;    /* when the armed timer fires; 0: not armed */
 	int64_t next_ns;     /* no deadline is due before this */
 	int64_t retry_ms;    /* backoff while the pool has no connection */
+	int open_fails;      /* opens failed in a row */
+	int64_t open_hold_ns; /* after one failed: no other begins before this */
+	struct lhealth *health; /* the health check in flight, to share */
 };
 
 static inline int conn_load(const lconn *c)
@@ -82,6 +91,14 @@ static inline void due_at(pqpool_loop *l, int64_t t)
 	if (t < l->next_ns)
 		l->next_ns = t;
 }
+
+/* ---- loop.c ---- */
+
+/* pqpool_submit's work, its arguments checked: deadline_ns 0 for
+ * query_timeout_ms from now; health, a health check's statement. */
+int pqpool__loop_submit(pqpool_loop *l, const char *sql, int nparams,
+                        const char *const *params, unsigned flags, int64_t deadline_ns,
+                        bool health, pqpool_done_fn done, void *arg);
 
 /* ---- loop_entry.c: a statement's end ---- */
 
@@ -97,10 +114,13 @@ void pqpool__loop_complete(pqpool_loop *l, pentry *pe, int status, PGresult *res
 void pqpool__loop_fail(pqpool_loop *l, pentry *e, int status, const char *fmt,
                        long long a);
 
-/* A PQPOOL_IDEMPOTENT statement that failed with status (the thread's
- * error describing it) in a way worth trying again goes on the later list
- * for its backoff, as pqpool_query's retry loop would: true. Within
- * retry_attempts, DB_RETRY_DEADLINE and its own deadline. */
+/* A statement that failed with status (the thread's error describing it)
+ * in a way worth trying again goes on the later list for its backoff, as
+ * pqpool_query's retry loop would: true. Any statement after a failed
+ * connect (nothing was sent), a PQPOOL_IDEMPOTENT one after a lost
+ * connection or a retryable SQLSTATE; within retry_attempts,
+ * DB_RETRY_DEADLINE and its own deadline. A health check's follows its
+ * own rule (lentry.health). */
 bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t now);
 
 /* Retries whose backoff is over go to the front of the queue (they were
@@ -143,6 +163,15 @@ void pqpool__loop_conn_lost(pqpool_loop *l, lconn *c);
 
 /* Reads what has arrived on c and delivers each group read to its Sync. */
 void pqpool__loop_conn_read(pqpool_loop *l, lconn *c);
+
+/* An opening c's socket is ready: the connect's next step. */
+void pqpool__loop_open_step(pqpool_loop *l, lconn *c);
+
+/* An opening c failed (why: libpq's reason, or that it timed out): its
+ * slot is emptied, its statements (none was sent) fail with
+ * PQPOOL_ECONNECT or wait their backoff, and the loop opens no other
+ * connection for a while. c is released at the end of the round. */
+void pqpool__loop_open_failed(pqpool_loop *l, lconn *c, const char *why);
 
 /* ---- loop_time.c: deadlines ---- */
 

@@ -78,6 +78,26 @@ void pqpool__loop_expire(pqpool_loop *l, int64_t now)
 		int ahead = 0;
 		if (c->lost)
 			continue;
+		if (c->opening) {
+			int64_t at =
+			        c->open_ns +
+			        (int64_t)l->pool->ctx.cfg.connection_timeout_ms * 1000000;
+			char why[64];
+			if (now >= at) {
+				snprintf(why, sizeof why, "timed out after %lld ms",
+				         (long long)((now - c->open_ns) / 1000000));
+				pqpool__loop_open_failed(l, c, why);
+				continue;
+			}
+			if (at < next)
+				next = at;
+			/* its statements wait for a connection, as in the queue */
+			c->npend -= expire_unsent(l, &c->pend, &c->pend_tail, now, true);
+			for (pentry *e = c->pend; e; e = e->next)
+				if (e->deadline_ns < next)
+					next = e->deadline_ns;
+			continue;
+		}
 		if (c->cancel_ns && now - c->cancel_ns >= grace && pp->flight) {
 			c->s->link.broken = true;
 			pqpool__loop_conn_lost(l, c);

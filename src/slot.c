@@ -258,44 +258,14 @@ void pqpool__publish(struct pqpool *p, pqpool__slot *s)
 	}
 }
 
-/* The pause after failed connect attempt k (1-based) of a patient open:
- * 50 ms doubling to 400 ms, the upper half at random (callers that wait
- * together do not connect together), never past the deadline. */
-static int64_t patience_ms(int k, int64_t deadline_ns)
+/* What opening n slots (pgs[i]: its connection, NULL when it failed, opened
+ * of them; begun at t0) comes to: the host's ban told, the connect times
+ * counted, each slot attached and made BUSY (PQPOOL__OPEN_LEASE) or
+ * published, or emptied; the pool's growth held after a failure. */
+static void settle(struct pqpool *p, pqpool__slot **slots, PGconn **pgs, int n,
+                   int opened, unsigned how, int64_t t0)
 {
-	int64_t ms = (int64_t)50 << (k < 4 ? k - 1 : 3);
-	int64_t left = pqc_ms_until(deadline_ns);
-	ms = ms / 2 + (int64_t)(pqc_rand64() % (uint64_t)(ms / 2 + 1));
-	return ms < left ? ms : left;
-}
-
-int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned how,
-                      int64_t deadline_ns, char *err, size_t errlen)
-{
-	PGconn *stackpg[8], **pgs = stackpg;
-	int64_t t0 = pqc_now_ns(), now;
-	int opened;
-	if (n > 8 && !(pgs = calloc((size_t)n, sizeof *pgs))) {
-		for (int i = 0; i < n; i++)
-			emptied(p, slots[i]);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs, deadline_ns,
-	                              err, errlen);
-	for (int k = 1; opened == 0 && (how & PQPOOL__OPEN_PATIENT) &&
-	                p->ctx.params.need_primary && pqc_now_ns() < deadline_ns &&
-	                !(atomic_load(&p->contend) & PQPOOL__CLOSED_BIT);
-	     k++) {
-		if (k == 1)
-			pqpool__log(&p->ctx.log, PQPOOL_LOG_WARN,
-			            "no primary answers (%s); trying again until "
-			            "DB_CONNECTION_TIMEOUT",
-			            err);
-		pqc_sleep_ms(patience_ms(k, deadline_ns));
-		opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs,
-		                              deadline_ns, err, errlen);
-	}
+	int64_t now;
 	pqpool__role_connected(&p->ctx, opened > 0);
 	now = pqc_now_coarse_ms();
 	for (int i = 0; i < n; i++)
@@ -320,9 +290,60 @@ int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned ho
 	                      opened < n && p->nopen > 0 ? now + GROW_HOLD_MS : 0,
 	                      memory_order_relaxed);
 	pthread_mutex_unlock(&p->mu);
+}
+
+/* The pause after failed connect attempt k (1-based) of a patient open:
+ * 50 ms doubling to 400 ms, the upper half at random (callers that wait
+ * together do not connect together), never past the deadline. */
+static int64_t patience_ms(int k, int64_t deadline_ns)
+{
+	int64_t ms = (int64_t)50 << (k < 4 ? k - 1 : 3);
+	int64_t left = pqc_ms_until(deadline_ns);
+	ms = ms / 2 + (int64_t)(pqc_rand64() % (uint64_t)(ms / 2 + 1));
+	return ms < left ? ms : left;
+}
+
+int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned how,
+                      int64_t deadline_ns, char *err, size_t errlen)
+{
+	PGconn *stackpg[8], **pgs = stackpg;
+	int64_t t0 = pqc_now_ns();
+	int opened;
+	if (n > 8 && !(pgs = calloc((size_t)n, sizeof *pgs))) {
+		for (int i = 0; i < n; i++)
+			emptied(p, slots[i]);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs, deadline_ns,
+	                              err, errlen);
+	for (int k = 1; opened == 0 && (how & PQPOOL__OPEN_PATIENT) &&
+	                p->ctx.params.need_primary && pqc_now_ns() < deadline_ns &&
+	                !(atomic_load(&p->contend) & PQPOOL__CLOSED_BIT);
+	     k++) {
+		if (k == 1)
+			pqpool__log(&p->ctx.log, PQPOOL_LOG_WARN,
+			            "no primary answers (%s); trying again until "
+			            "DB_CONNECTION_TIMEOUT",
+			            err);
+		pqc_sleep_ms(patience_ms(k, deadline_ns));
+		opened = pqpool__connect_many(&p->ctx.params, &p->ctx.log, n, pgs,
+		                              deadline_ns, err, errlen);
+	}
+	settle(p, slots, pgs, n, opened, how, t0);
 	if (pgs != stackpg)
 		free(pgs);
 	return opened;
+}
+
+void pqpool__open_settle(struct pqpool *p, pqpool__slot *s, PGconn *pg, int64_t t0_ns)
+{
+	settle(p, &s, &pg, 1, pg ? 1 : 0, PQPOOL__OPEN_LEASE, t0_ns);
+}
+
+void pqpool__open_abandon(struct pqpool *p, pqpool__slot *s)
+{
+	emptied(p, s);
 }
 
 int pqpool__unfit(struct pqpool *p, pqpool__slot *s, int64_t now)

@@ -244,6 +244,17 @@ enum {
 int pqpool__open_into(struct pqpool *p, pqpool__slot **slots, int n, unsigned how,
                       int64_t deadline_ns, char *err, size_t errlen);
 
+/* An open the caller drove itself (pqpool__connect_start/_step, from an
+ * event loop) into an owned OPENING slot, begun at t0_ns: pg the open
+ * connection, or NULL when it failed. Counted and told as
+ * pqpool__open_into does: s is BUSY with pg attached, or emptied. The
+ * caller must be pinned. */
+void pqpool__open_settle(struct pqpool *p, pqpool__slot *s, PGconn *pg, int64_t t0_ns);
+
+/* Empties an owned OPENING slot whose open was given up (no connect is
+ * counted). The caller must be pinned. */
+void pqpool__open_abandon(struct pqpool *p, pqpool__slot *s);
+
 /* A snapshot of the slots: counts and the recent window, and with full the
  * lifetime figures and the counters. No lock; the caller keeps p alive. */
 void pqpool__snapshot(struct pqpool *p, pqpool_stats *st, bool full);

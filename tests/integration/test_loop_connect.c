@@ -1,0 +1,295 @@
+/* test_loop_connect.c — an event loop opens connections without blocking:
+ * against a server that accepts and never answers, every turn of the loop
+ * returns at once and the statements fail with PQPOOL_ECONNECT at
+ * connection_timeout_ms; against a port nobody listens on they fail at
+ * once, and the loop waits before it tries again; against the real server
+ * the connections it opens carry the statements and go back to the pool.
+ * And the health check on a loop (pqpool_loop_check_health), shared or
+ * not, healthy or not. */
+#include "testenv.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pqpool/epoll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A loopback port: listening (backlog taken by the kernel, nobody ever
+ * accepts or answers) when listen_too, else closed again (refused). */
+static int loopback_port(bool listen_too, int *fd_out)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	if (listen_too) {
+		assert_int_equal(listen(fd, 64), 0);
+		*fd_out = fd;
+	} else {
+		close(fd);
+		*fd_out = -1;
+	}
+	return ntohs(a.sin_port);
+}
+
+static pqpool *open_at(const char *conninfo, int connection_timeout_ms)
+{
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	testenv_config(&cfg);
+	cfg.conninfo = conninfo;
+	cfg.pool_max = 4;
+	cfg.pool_min = 0;
+	cfg.connection_timeout_ms = connection_timeout_ms;
+	cfg.retry_attempts = 1; /* each failure seen as it is */
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	return p;
+}
+
+/* A pool of 4 at a loopback port where no database answers, and a loop on
+ * it. */
+static pqpool *open_dead(int port, int connection_timeout_ms, pqpool_epoll *ep)
+{
+	char conninfo[256];
+	pqpool *p;
+	snprintf(conninfo, sizeof conninfo,
+	         "host=127.0.0.1 port=%d user=nobody dbname=nothing sslmode=disable", port);
+	p = open_at(conninfo, connection_timeout_ms); /* the pool copies it */
+	assert_status(PQPOOL_OK, pqpool_epoll_open(ep, p));
+	return p;
+}
+
+struct tally {
+	int ok, connect, other, n;
+	int64_t last_ms;
+	char why[300];
+};
+
+static void tally_done(void *arg, int status, const PGresult *res)
+{
+	struct tally *t = arg;
+	t->n++;
+	t->last_ms = testenv_now_ms();
+	if (status == PQPOOL_OK && res && atoi(PQgetvalue(res, 0, 0)) == 1) {
+		t->ok++;
+		return;
+	}
+	if (status == PQPOOL_ECONNECT)
+		t->connect++;
+	else
+		t->other++;
+	snprintf(t->why, sizeof t->why, "%s: %s", pqpool_status_text(status),
+	         pqpool_errmsg());
+}
+
+/* Runs ep until nothing is pending or max_ms passed; the longest single
+ * turn, in ms, in *longest. */
+static void run_timed(pqpool_epoll *ep, int max_ms, int64_t *longest)
+{
+	int64_t end = testenv_now_ms() + max_ms;
+	*longest = 0;
+	while (pqpool_loop_pending(ep->loop) > 0 && testenv_now_ms() < end) {
+		int64_t t0 = testenv_now_ms(), took;
+		pqpool_epoll_run_once(ep, 20);
+		took = testenv_now_ms() - t0;
+		if (took > *longest)
+			*longest = took;
+	}
+}
+
+static void test_silent_server(void **state)
+{
+	(void)state;
+	int lfd, port = loopback_port(true, &lfd);
+	pqpool *p;
+	pqpool_epoll ep;
+	pqpool_stats st;
+	struct tally t = {0};
+	int64_t t0, longest;
+
+	p = open_dead(port, 600, &ep);
+	t0 = testenv_now_ms();
+	for (int i = 0; i < 5; i++)
+		assert_status(PQPOOL_OK, pqpool_submit(ep.loop, "SELECT 1", 0, NULL, 0,
+		                                       tally_done, &t));
+	/* submitting took no connect's time */
+	assert_true(testenv_now_ms() - t0 < 300);
+	run_timed(&ep, 5000, &longest);
+	printf("silent server: %d ECONNECT after %lld ms, longest turn %lld ms: %s\n",
+	       t.connect, (long long)(t.last_ms - t0), (long long)longest, t.why);
+	assert_int_equal(t.connect, 5);
+	assert_int_equal(t.ok + t.other, 0);
+	assert_non_null(strstr(t.why, "within DB_CONNECTION_TIMEOUT"));
+	/* they waited for the connect's deadline, each turn of the loop did not:
+	 * a blocking connect would have held one turn 600 ms */
+	assert_true(t.last_ms - t0 >= 550);
+	assert_true(longest < 300);
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	assert_int_equal(st.total, 0);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+	close(lfd);
+}
+
+static void test_refused(void **state)
+{
+	(void)state;
+	int nofd, port = loopback_port(false, &nofd);
+	pqpool *p;
+	pqpool_epoll ep;
+	struct tally t = {0};
+	int64_t t0, longest, first;
+
+	p = open_dead(port, 5000, &ep);
+	t0 = testenv_now_ms();
+	for (int i = 0; i < 3; i++)
+		assert_status(PQPOOL_OK, pqpool_submit(ep.loop, "SELECT 1", 0, NULL, 0,
+		                                       tally_done, &t));
+	run_timed(&ep, 5000, &longest);
+	first = t.last_ms - t0;
+	printf("refused: %d ECONNECT after %lld ms: %s\n", t.connect, (long long)first,
+	       t.why);
+	assert_int_equal(t.connect, 3);
+	assert_non_null(strstr(t.why, "refused"));
+	assert_true(first < 2500); /* told, not left to time out */
+	/* the next one waits out the loop's pause before it connects again,
+	 * and fails the same way */
+	t = (struct tally){0};
+	assert_status(PQPOOL_OK,
+	              pqpool_submit(ep.loop, "SELECT 1", 0, NULL, 0, tally_done, &t));
+	run_timed(&ep, 5000, &longest);
+	assert_int_equal(t.connect, 1);
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
+struct verdict {
+	int n;
+	pqpool_health h;
+};
+
+static void health_done(void *arg, const pqpool_health *h)
+{
+	struct verdict *v = arg;
+	v->n++;
+	v->h = *h;
+}
+
+static void run_until(pqpool_epoll *ep, const int *n, int want, int max_ms)
+{
+	int64_t end = testenv_now_ms() + max_ms;
+	while (*n < want && testenv_now_ms() < end)
+		pqpool_epoll_run_once(ep, 20);
+}
+
+static void test_opens_and_checks(void **state)
+{
+	(void)state;
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_epoll ep;
+	pqpool_stats st;
+	struct tally t = {0};
+	struct verdict v[10];
+
+	testenv_config(&cfg);
+	cfg.pool_max = 4;
+	cfg.pool_min = 0;
+	cfg.health_share = true;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	assert_status(PQPOOL_OK, pqpool_epoll_open(&ep, p));
+	/* the first check opens the loop's first connection, without blocking */
+	memset(v, 0, sizeof v);
+	assert_status(PQPOOL_OK,
+	              pqpool_loop_check_health(ep.loop, 0, health_done, &v[0]));
+	run_until(&ep, &v[0].n, 1, 5000);
+	assert_int_equal(v[0].n, 1);
+	assert_int_equal(v[0].h.status, PQPOOL_HEALTHY);
+	assert_true(v[0].h.connection_count >= 1);
+	/* checks while one is in flight share it: each told once */
+	for (int i = 1; i < 10; i++)
+		assert_status(PQPOOL_OK,
+		              pqpool_loop_check_health(ep.loop, 0, health_done, &v[i]));
+	assert_int_equal(pqpool_epoll_run(&ep, 5000), 0);
+	for (int i = 1; i < 10; i++) {
+		assert_int_equal(v[i].n, 1);
+		assert_int_equal(v[i].h.status, PQPOOL_HEALTHY);
+	}
+	/* statements on connections the loop opened */
+	for (int i = 0; i < 200; i++)
+		assert_status(PQPOOL_OK, pqpool_submit(ep.loop, "SELECT 1", 0, NULL, 0,
+		                                       tally_done, &t));
+	assert_int_equal(pqpool_epoll_run(&ep, 10000), 0);
+	if (t.ok != 200)
+		fail_msg("%d of 200 ok: %s", t.ok, t.why);
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
+	assert_int_equal(st.active, 0);
+	assert_true(st.total >= 1 && st.idle == st.total);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
+static void test_health_down(void **state)
+{
+	(void)state;
+	int lfd, sport = loopback_port(true, &lfd), nofd,
+	         rport = loopback_port(false, &nofd);
+	pqpool *p;
+	pqpool_epoll ep;
+	struct verdict v = {0};
+	int64_t t0;
+
+	/* refused: unhealthy with the connect's reason */
+	p = open_dead(rport, 3000, &ep);
+	assert_status(PQPOOL_OK, pqpool_loop_check_health(ep.loop, 0, health_done, &v));
+	run_until(&ep, &v.n, 1, 5000);
+	printf("refused: %s in %.1f ms: %s\n", pqpool_health_text(v.h.status),
+	       v.h.response_ms, v.h.error);
+	assert_int_equal(v.n, 1);
+	assert_int_equal(v.h.status, PQPOOL_UNHEALTHY);
+	assert_non_null(strstr(v.h.error, "could not connect"));
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+
+	/* silent: unhealthy at the caller's bound */
+	p = open_dead(sport, 3000, &ep);
+	v = (struct verdict){0};
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK, pqpool_loop_check_health(ep.loop, 400, health_done, &v));
+	run_until(&ep, &v.n, 1, 5000);
+	printf("silent: %s in %.1f ms: %s\n", pqpool_health_text(v.h.status),
+	       v.h.response_ms, v.h.error);
+	assert_int_equal(v.n, 1);
+	assert_int_equal(v.h.status, PQPOOL_UNHEALTHY);
+	assert_true(v.h.response_ms >= 350);
+	assert_true(testenv_now_ms() - t0 < 2500);
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+	close(lfd);
+}
+
+static void test_bad_input(void **state)
+{
+	(void)state;
+	struct verdict v = {0};
+	assert_status(PQPOOL_EINVAL, pqpool_loop_check_health(NULL, 0, health_done, &v));
+	assert_int_equal(v.n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_silent_server),
+	        cmocka_unit_test(test_refused),
+	        cmocka_unit_test(test_opens_and_checks),
+	        cmocka_unit_test(test_health_down),
+	        cmocka_unit_test(test_bad_input),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
