@@ -151,7 +151,7 @@ static json_t *collect(const setup_ctx *s, const serve_settings *ss)
 	            : NULL);
 	add(rows, env, "HTTP_DB_THREADS", json_integer(ss->db_threads),
 	    dotenv_source_of(env, "HTTP_DB_THREADS") == DOTENV_UNSET
-	            ? "DB_POOL_MAX, at most 256"
+	            ? "one event loop for every check"
 	            : NULL);
 	add(rows, env, "HTTP_MAX_CONNECTIONS", json_integer(ss->max_connections), NULL);
 	add(rows, env, "HTTP_IDLE_TIMEOUT", json_integer(ss->idle_timeout_s), NULL);
@@ -247,7 +247,7 @@ static int run_config(const cli_args *args)
 	char err[512];
 	int rc = setup_load(&s);
 
-	if (rc == 0 && serve_settings_load(&ss, dotenv_lookup, s.env, s.cfg.pool_max, err,
+	if (rc == 0 && serve_settings_load(&ss, dotenv_lookup, s.env, err,
 	                                   sizeof(err)) != 0) {
 		setup_report_error(s.env, err);
 		rc = CLI_EXIT_USAGE;

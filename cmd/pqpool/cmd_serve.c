@@ -216,7 +216,7 @@ static int run_serve(const cli_args *args)
 
 	(void)args;
 	rc = setup_load(&s);
-	if (rc == 0 && serve_settings_load(&ss, dotenv_lookup, s.env, s.cfg.pool_max, err,
+	if (rc == 0 && serve_settings_load(&ss, dotenv_lookup, s.env, err,
 	                                   sizeof(err)) != 0) {
 		setup_report_error(s.env, err);
 		rc = CLI_EXIT_USAGE;
@@ -255,9 +255,7 @@ static int run_serve(const cli_args *args)
 	        .addrlen = ss.addrlen,
 	        .threads = ss.threads,
 	        .db_threads = ss.db_threads,
-	        .health_share = s.cfg.health_share,
 	        .wait_limit_ms = s.cfg.connection_timeout_ms,
-	        .probe_park_at = s.cfg.pool_max,
 	        .max_connections = ss.max_connections,
 	        .idle_timeout_s = ss.idle_timeout_s,
 	        .max_header_bytes = ss.max_header_bytes,
@@ -304,10 +302,11 @@ const cli_command serve_command = {
                 "it)\n"
                 "  HTTP_THREADS=<CPUs>        event threads, 1 to 256 (at least 2 by "
                 "default)\n"
-                "  HTTP_DB_THREADS=DB_POOL_MAX threads for requests that wait on the "
+                "  HTTP_DB_THREADS=1           threads whose event loops check the "
                 "database\n"
-                "                              (health probes), 0 to 256; 0 = on the "
-                "event threads\n"
+                "                              (health, readiness), 0 to 256; 0 = the "
+                "checks block\n"
+                "                              on the event threads\n"
                 "  HTTP_MAX_CONNECTIONS=1024   open connections at most; half per client "
                 "IP\n"
                 "  HTTP_IDLE_TIMEOUT=30        seconds a connection may stay silent; 0 = "

@@ -8,6 +8,10 @@
  *   pqpool_submit(ep.loop, "SELECT $1::int", 1, params, 0, done, arg);
  *   pqpool_epoll_run(&ep, -1);   // until every callback has run
  *   pqpool_epoll_close(&ep);
+ *
+ * A thread that runs the loop for others (a service handing it work) can be
+ * woken from any thread with pqpool_epoll_wake(): pqpool_epoll_run_once()
+ * then returns, to look at what was handed over.
  */
 #ifndef PQPOOL_EPOLL_H
 #define PQPOOL_EPOLL_H
@@ -16,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +35,7 @@ typedef struct pqpool_epoll__watch {
 typedef struct pqpool_epoll {
 	pqpool_loop *loop;
 	int epfd;
+	int wakefd;       /* an eventfd, in the set with a NULL data pointer */
 	int64_t timer_ns; /* monotonic; -1: not armed */
 	pqpool_epoll__watch *dead;
 } pqpool_epoll;
@@ -90,17 +96,30 @@ static inline int pqpool_epoll_open(pqpool_epoll *ep, pqpool *pool)
 {
 	pqpool_adapter ad;
 	int rc;
+	struct epoll_event wev;
 	ep->loop = NULL;
 	ep->timer_ns = -1;
 	ep->dead = NULL;
+	ep->wakefd = -1;
 	if ((ep->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return PQPOOL_ENOMEM;
+	wev.events = EPOLLIN;
+	wev.data.ptr = NULL;
+	if ((ep->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->wakefd, &wev) != 0) {
+		if (ep->wakefd >= 0)
+			close(ep->wakefd);
+		close(ep->epfd);
+		ep->epfd = ep->wakefd = -1;
+		return PQPOOL_ENOMEM;
+	}
 	ad.host = ep;
 	ad.watch = pqpool_epoll__watch_fn;
 	ad.timer = pqpool_epoll__timer_fn;
 	if ((rc = pqpool_loop_new(pool, &ad, &ep->loop)) != PQPOOL_OK) {
+		close(ep->wakefd);
 		close(ep->epfd);
-		ep->epfd = -1;
+		ep->epfd = ep->wakefd = -1;
 	}
 	return rc;
 }
@@ -122,6 +141,13 @@ static inline int pqpool_epoll_run_once(pqpool_epoll *ep, int max_wait_ms)
 	for (int i = 0; i < n; i++) {
 		pqpool_epoll__watch *w = (pqpool_epoll__watch *)evs[i].data.ptr;
 		unsigned ready = 0;
+		if (!w) { /* pqpool_epoll_wake() */
+			uint64_t v;
+			if (read(ep->wakefd, &v, sizeof v) < 0) {
+				/* another turn read it first: fine */
+			}
+			continue;
+		}
 		if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 			ready |= PQPOOL_EV_READ;
 		if (evs[i].events & EPOLLOUT)
@@ -145,7 +171,8 @@ static inline int pqpool_epoll_run_once(pqpool_epoll *ep, int max_wait_ms)
  * passed, -1: no bound). Returns the callbacks still to run. */
 static inline int pqpool_epoll_run(pqpool_epoll *ep, int max_ms)
 {
-	int64_t end = max_ms < 0 ? -1 : pqpool_epoll__now_ns() + (int64_t)max_ms * 1000000;
+	int64_t end =
+	        max_ms < 0 ? -1 : pqpool_epoll__now_ns() + (int64_t)max_ms * 1000000;
 	while (pqpool_loop_pending(ep->loop) > 0) {
 		int wait = -1;
 		if (end >= 0) {
@@ -159,6 +186,16 @@ static inline int pqpool_epoll_run(pqpool_epoll *ep, int max_ms)
 	return pqpool_loop_pending(ep->loop);
 }
 
+/* From any thread: the loop's thread returns from pqpool_epoll_run_once()
+ * (now, or at once the next time it waits). */
+static inline void pqpool_epoll_wake(pqpool_epoll *ep)
+{
+	uint64_t one = 1;
+	if (write(ep->wakefd, &one, sizeof one) < 0) {
+		/* fails only when the counter would overflow: readable anyway */
+	}
+}
+
 /* Frees the loop (see pqpool_loop_free) and the epoll set. */
 static inline void pqpool_epoll_close(pqpool_epoll *ep)
 {
@@ -169,9 +206,11 @@ static inline void pqpool_epoll_close(pqpool_epoll *ep)
 		ep->dead = w->next;
 		free(w);
 	}
+	if (ep->wakefd >= 0)
+		close(ep->wakefd);
 	if (ep->epfd >= 0)
 		close(ep->epfd);
-	ep->epfd = -1;
+	ep->epfd = ep->wakefd = -1;
 }
 
 #endif

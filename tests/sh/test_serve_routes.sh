@@ -39,15 +39,13 @@ expect_match "the message says what is expected" \
 
 run -- config
 ncpu=$(nproc); [ "$ncpu" -lt 2 ] && ncpu=2
-for nv in HOST=127.0.0.1 PORT=3000 HTTP_THREADS=$ncpu HTTP_DB_THREADS=20 HTTP_MAX_CONNECTIONS=1024 \
+for nv in HOST=127.0.0.1 PORT=3000 HTTP_THREADS=$ncpu HTTP_DB_THREADS=1 HTTP_MAX_CONNECTIONS=1024 \
 	HTTP_IDLE_TIMEOUT=30 HTTP_MAX_HEADER_BYTES=16384 SHUTDOWN_TIMEOUT=10000; do
 	expect_match "config shows the default $nv" "^$nv +# default" "$OUT"
 done
 run DB_POOL_MAX=8 -- config
 expect_match "HTTP_THREADS does not follow DB_POOL_MAX" "^HTTP_THREADS=$ncpu " "$OUT"
-expect_match "HTTP_DB_THREADS follows DB_POOL_MAX" '^HTTP_DB_THREADS=8 ' "$OUT"
-run DB_POOL_MAX=1000 -- config
-expect_match "HTTP_DB_THREADS is at most 256" '^HTTP_DB_THREADS=256 ' "$OUT"
+expect_match "HTTP_DB_THREADS does not follow DB_POOL_MAX" '^HTTP_DB_THREADS=1 ' "$OUT"
 printf 'HTTP_THREADS=3\nPORT=0\n' >"$work/.env.local"
 run -- config
 expect_match "HTTP_THREADS from .env.local" '^HTTP_THREADS=3 +# \.env\.local' "$OUT"
@@ -70,7 +68,7 @@ serve_start DB_POOL_MAX=10 DB_POOL_MIN=2 || { serve_finish; exit 1; }
 log=$(cat "$SLOG")
 expect_match "startup line: masked URL and listen address" \
 	"INFO  pqpool [0-9.]+ serving postgresql://hyperpage:\\*\\*\\*\\*@127\\.0\\.0\\.1:[0-9]+/hyperpage; listening on http://127\\.0\\.0\\.1:$PORT " "$log"
-expect_match "startup line: the threads" " threads=$ncpu db_threads=10 max_connections=1024 " "$log"
+expect_match "startup line: the threads" " threads=$ncpu db_threads=1 max_connections=1024 " "$log"
 
 # a second service on the same port cannot start
 first_port=$PORT
@@ -233,7 +231,7 @@ n_lines=$(grep -c '' <<<"$log")
 n_objects=$(jq -c 'select(type == "object" and (.ts | type) == "string" and (.level | type) == "string" and (.msg | type) == "string")' <<<"$log" 2>/dev/null | grep -c '')
 expect_eq "JSON logs: every line one JSON object with ts, level, msg" "$n_lines" "$n_objects"
 expect_jq "JSON logs: startup line fields" \
-	'select(.listen != null) | (.listen | startswith("http://127.0.0.1:")) and (.database | contains(":****@")) and .threads == '"$ncpu"' and .db_threads == 20' \
+	'select(.listen != null) | (.listen | startswith("http://127.0.0.1:")) and (.database | contains(":****@")) and .threads == '"$ncpu"' and .db_threads == 1' \
 	"$(grep '"listen"' <<<"$log")"
 expect_jq "JSON logs: access line" \
 	'select(.msg == "request" and .path == "/livez" and .method == "GET") | .status == 200 and (.duration_ms | type) == "number"' \

@@ -217,6 +217,21 @@ expect_match "the server sees the pool's sessions encrypted" '^([3-9]|[1-9][0-9]
 expect_no_match "serve over verify-full: no warning" 'WARN' "$(cat "$SLOG")"
 serve_stop
 
+# The service's checks run on an event loop, which reads only when the socket
+# is readable: results of many TLS records must not stall in OpenSSL's buffer
+# (bytes it has decrypted leave the socket silent).
+serve_start "DATABASE_URL=$local_url" SSL_MODE=verify-full "${ca[@]}" DB_POOL_MIN=1 \
+	DB_CONNECTION_TIMEOUT=3000 DB_HEALTH_SLOW=2000 \
+	"DB_HEALTH_QUERY=SELECT repeat(md5(g::text), 3000) FROM generate_series(1, 40) g" ||
+	{ serve_finish; exit 1; }
+for i in 1 2 3 4 5; do
+	req /api/health/database
+	expect_eq "serve over TLS, 3.8 MB results, check $i: health 200" 200 "$CODE"
+	expect_jq "serve over TLS, 3.8 MB results, check $i: healthy, not timed out" \
+		'.status == "healthy"' "$BODY"
+done
+serve_stop
+
 serve_start "DATABASE_URL=$local_url" NODE_ENV=production DB_POOL_MIN=1 || { serve_finish; exit 1; }
 req /api/health/database
 expect_eq "serve in production: health 200" 200 "$CODE"

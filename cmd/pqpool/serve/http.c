@@ -20,7 +20,6 @@
 #include "parse.h"
 #include "probes.h"
 #include "routes.h"
-#include "workq.h"
 
 /* None of the routes takes a body; one this small is read and dropped so
  * that a POST gets its 405, a larger one is refused with 413. */
@@ -30,8 +29,7 @@
 
 struct http_server {
 	struct MHD_Daemon *daemon;
-	workq *work;    /* the threads that wait on the database */
-	probes *probes; /* health probes in flight without a thread each */
+	probes *probes; /* the threads whose event loops check the database */
 	pqpool *pool;
 	route_env env;
 	http_metrics metrics;
@@ -55,7 +53,7 @@ enum {
 
 /* One request, from its headers to its completion (MHD's *con_cls). */
 typedef struct request {
-	workq_item node;
+	probe_item node;
 	int64_t start_ns;
 	uint64_t body_bytes;
 	route_id route;
@@ -159,106 +157,39 @@ static bool framing_known(struct MHD_Connection *conn)
 	return !te || strcasecmp(te, "chunked") == 0;
 }
 
-/* On a database thread: the answer, then the connection back to its event
- * thread, which calls on_request() again to send it. */
-static void run_request(void *arg, workq_item *item, bool cancelled)
+/* On a database thread: the verdict of the request's check, as the answer
+ * of its route, then the connection back to its event thread, which calls
+ * on_request() again to send it. */
+static void probe_done(void *arg, probe_item *item, const pqpool_health *h, bool cancelled)
 {
 	http_server *s = arg;
 	request *rq = (request *)(void *)((char *)item - offsetof(request, node));
 
-	int64_t waited = pqc_now_ns() - rq->start_ns;
-
-	if (cancelled) { /* the drain is over and the workers are stopping */
+	if (cancelled)
 		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
 		            &rq->rep);
-	} else if (rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0 &&
-	           waited >= (int64_t)s->wait_limit_ms * 1000000) {
-		/* queued behind other checks as long as a check may take: its
-		 * own would end past the bound the caller was promised */
-		pqpool_health h;
-
-		probes_waited_too_long(s->pool, waited, s->wait_limit_ms, &h);
-		route_health_reply(PQPOOL_OK, &h, &rq->rep);
-	} else {
-		route_request req = {rq->method_in, rq->url_in, NULL, 0};
-
-		if (rq->route == ROUTE_HEALTH && s->wait_limit_ms > 0)
-			req.deadline_ns =
-			        rq->start_ns + (int64_t)s->wait_limit_ms * 1000000;
-		route_handle(&s->env, &req, &rq->rep);
-	}
+	else if (rq->route == ROUTE_READYZ)
+		route_ready_reply(&s->env, PQPOOL_OK, h, &rq->rep);
+	else
+		route_health_reply(PQPOOL_OK, h, &rq->rep);
 	rq->rep.route = rq->route;
 	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
 	MHD_resume_connection(rq->conn);
 }
 
-/* On the probe thread: a health answer, then the connection back to its
- * event thread. */
-static void probe_done(void *arg, workq_item *item, int rc, const pqpool_health *h,
-                       bool cancelled)
-{
-	request *rq = (request *)(void *)((char *)item - offsetof(request, node));
-
-	(void)arg;
-	if (cancelled)
-		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
-		            &rq->rep);
-	else
-		route_health_reply(rc, h, &rq->rep);
-	rq->rep.route = rq->route;
-	atomic_store_explicit(&rq->state, REQ_READY, memory_order_release);
-	MHD_resume_connection(rq->conn);
-}
-
-/* A health probe blocks for a database round trip, up to
- * DB_CONNECTION_TIMEOUT. MHD binds each connection to the event thread that
- * accepted it, and accepts in batches, so probes run there would queue
- * behind each other on a few threads while the rest idle (measured: 200
- * concurrent 100 ms probes took 5.3 s on 20 threads instead of 1 s). They
- * go to one FIFO served by DB_POOL_MAX threads instead. */
-static void suspend_conn(void *conn)
-{
-	MHD_suspend_connection(conn);
-}
-
-/* The health route: answered here when its probe is quick, else later from
- * the probe thread (see probes.c). */
-static enum MHD_Result health(http_server *s, struct MHD_Connection *conn, request *rq,
-                              const char *method, const char *url)
-{
-	pqpool_health h;
-	bool cancelled;
-	int rc;
-
-	rq->conn = conn;
-	rq->method_in = method;
-	rq->url_in = url;
-	rq->node.since_ns = rq->start_ns;
-	/* before the call: the probe thread may resume it at once */
-	atomic_store_explicit(&rq->state, REQ_QUEUED, memory_order_relaxed);
-	if (!probes_answer(s->probes, &rq->node, suspend_conn, conn, &rc, &h, &cancelled))
-		return MHD_YES;
-	atomic_store_explicit(&rq->state, REQ_NEW, memory_order_relaxed);
-	if (cancelled)
-		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
-		            &rq->rep);
-	else
-		route_health_reply(rc, &h, &rq->rep);
-	rq->rep.route = rq->route;
-	return queue(s, conn, rq, &rq->rep);
-}
-
-static enum MHD_Result offload(http_server *s, struct MHD_Connection *conn, request *rq,
-                               const char *method, const char *url)
+/* A check waits for the database, up to DB_CONNECTION_TIMEOUT. MHD binds
+ * each connection to the event thread that accepted it, so a check waited
+ * for there would hold up that thread's other connections, /livez
+ * included: the request is suspended and its check goes to a database
+ * thread, whose event loop keeps every check in flight at once. */
+static enum MHD_Result offload(http_server *s, struct MHD_Connection *conn, request *rq)
 {
 	rq->conn = conn;
-	rq->method_in = method;
-	rq->url_in = url;
 	rq->node.since_ns = rq->start_ns;
 	atomic_store_explicit(&rq->state, REQ_QUEUED, memory_order_relaxed);
 	/* before the push: the thread may resume it at once */
 	MHD_suspend_connection(conn);
-	if (!workq_push(s->work, &rq->node)) {
+	if (!probes_push(s->probes, &rq->node)) {
 		/* stopping: answer from here, through the same path */
 		route_error(MHD_HTTP_SERVICE_UNAVAILABLE, "Service shutting down",
 		            &rq->rep);
@@ -331,10 +262,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	default:
 		break;
 	}
-	if (s->probes && rq->route == ROUTE_HEALTH && route_blocking(method, url))
-		return health(s, conn, rq, method, url);
-	if (s->work && route_blocking(method, url))
-		return offload(s, conn, rq, method, url);
+	/* readiness while shutting down needs no check */
+	if (s->probes && route_blocking(method, url) &&
+	    !(rq->route == ROUTE_READYZ && atomic_load(&s->closing)))
+		return offload(s, conn, rq);
 	/* the blocking routes above (health, readyz) are never protected */
 	route_handle(&s->env,
 	             &(route_request){
@@ -492,26 +423,16 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 
 	s->db_threads = o->db_threads;
 	s->wait_limit_ms = o->wait_limit_ms;
-	if (o->db_threads > 0 &&
-	    workq_start(o->db_threads, run_request, s, &s->work) != 0) {
-		snprintf(err, errlen, "cannot start %d threads: %s", o->db_threads,
-		         strerror(errno));
-		free(s);
-		return -1;
-	}
-	if (s->work &&
-	    probes_start(pool, o->health_share, o->probe_park_at, o->wait_limit_ms,
-	                 s->work, probe_done, s, &s->probes) != 0) {
-		snprintf(err, errlen, "cannot start the probe thread: %s",
-		         strerror(errno));
-		workq_stop(s->work);
+	if (o->db_threads > 0 && probes_start(pool, o->db_threads, o->wait_limit_ms,
+	                                      probe_done, s, &s->probes) != 0) {
+		snprintf(err, errlen, "cannot start %d database threads: %s",
+		         o->db_threads, strerror(errno));
 		free(s);
 		return -1;
 	}
 	s->listen_fd = listen_on(o, &s->port, err, errlen);
 	if (s->listen_fd < 0) {
 		probes_stop(s->probes);
-		workq_stop(s->work);
 		free(s);
 		return -1;
 	}
@@ -521,7 +442,7 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 	s->env.memo = &s->memo;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
 	        MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	if (s->work)
+	if (s->probes)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	s->daemon = MHD_start_daemon(
 	        flags, 0, NULL, NULL, on_request, s,
@@ -537,7 +458,6 @@ int http_start(const http_options *o, pqpool *pool, http_server **out, char *err
 		snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
 		close(s->listen_fd);
 		probes_stop(s->probes);
-		workq_stop(s->work);
 		route_memo_destroy(&s->memo);
 		free(s);
 		return -1;
@@ -591,11 +511,9 @@ void http_stop(http_server *s)
 {
 	if (!s)
 		return;
-	/* first: MHD must not stop with a connection suspended, and each job
-	 * resumes its own (those never started are answered 503); the probe
-	 * thread may still hand jobs to the workers, so it stops first */
+	/* first: MHD must not stop with a connection suspended, and each check
+	 * resumes its own (those never started are answered 503) */
 	probes_stop(s->probes);
-	workq_stop(s->work);
 	MHD_stop_daemon(s->daemon);
 	if (s->quiesced) /* MHD gave it back to us */
 		close(s->listen_fd);

@@ -16,16 +16,11 @@ typedef struct http_options {
 	const struct sockaddr *addr; /* where to listen (port 0: any free one) */
 	socklen_t addrlen;
 	int threads;          /* event threads, each with its own epoll set */
-	int db_threads;       /* threads for the requests that wait on the database;
-	                       * 0: they run on the event threads */
-	int probe_park_at;    /* DB_POOL_MAX: probes in flight past which a health
-	                       * request waits for one of them rather than for a
-	                       * thread (which could grow the pool) */
-	int wait_limit_ms;    /* DB_CONNECTION_TIMEOUT: a health request that waited
-	                       * this long for a probe or a thread is answered
-	                       * "timed out" instead of started */
-	bool health_share;    /* DB_HEALTH_SHARE: concurrent health requests share
-	                       * a probe (probes.c does it as the library does) */
+	int db_threads;       /* threads whose event loops run the requests that
+	                       * check the database (probes.c); 0: those checks
+	                       * block on the event threads */
+	int wait_limit_ms;    /* DB_CONNECTION_TIMEOUT: a check ends this long after
+	                       * its request arrived, whatever it waited for */
 	int max_connections;  /* open connections at most; half of it per IP */
 	int idle_timeout_s;   /* a silent connection is closed after this; 0 never */
 	int max_header_bytes; /* memory per connection: request line + headers */

@@ -241,28 +241,40 @@ static json_t *not_ready(const char *why)
 	return json_pack("{s:s, s:s}", "status", "not ready", "error", why);
 }
 
+void route_ready_reply(const route_env *env, int rc, const pqpool_health *h,
+                       route_reply *out)
+{
+	if (env->shutting_down(env->arg)) {
+		reply_json(out, 503, not_ready("shutting down"));
+		return;
+	}
+	if (rc != PQPOOL_OK) {
+		reply_json(out, 503, not_ready(HEALTH_FAILED));
+		return;
+	}
+	if (h->status == PQPOOL_UNHEALTHY) {
+		char why[sizeof(h->error) + 4];
+
+		/* the library's messages name what failed and never a password */
+		route_shown(h->error[0] ? h->error : "database unhealthy",
+		            sizeof(h->error), true, why, sizeof(why));
+		reply_json(out, 503, not_ready(why));
+		return;
+	}
+	reply_json(out, 200, json_pack("{s:s}", "status", "ready"));
+}
+
 static void readyz(const route_env *env, int64_t deadline_ns, route_reply *out)
 {
 	pqpool_health h;
+	int rc;
 
 	if (env->shutting_down(env->arg)) {
 		reply_json(out, 503, not_ready("shutting down"));
 		return;
 	}
-	if (env->check_health(env->arg, deadline_ns, &h) != PQPOOL_OK) {
-		reply_json(out, 503, not_ready(HEALTH_FAILED));
-		return;
-	}
-	if (h.status == PQPOOL_UNHEALTHY) {
-		char why[sizeof(h.error) + 4];
-
-		/* the library's messages name what failed and never a password */
-		route_shown(h.error[0] ? h.error : "database unhealthy", sizeof(h.error),
-		            true, why, sizeof(why));
-		reply_json(out, 503, not_ready(why));
-		return;
-	}
-	reply_json(out, 200, json_pack("{s:s}", "status", "ready"));
+	rc = env->check_health(env->arg, deadline_ns, &h);
+	route_ready_reply(env, rc, &h, out);
 }
 
 /* The same bytes for every view: the figures come from the page's own

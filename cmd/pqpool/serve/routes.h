@@ -133,6 +133,12 @@ void route_handle(const route_env *env, const route_request *rq, route_reply *ou
  * filled *h (h may be NULL when rc is a failure). */
 void route_health_reply(int rc, const pqpool_health *h, route_reply *out);
 
+/* The /readyz answer for a health check that returned rc with *h (read
+ * only when rc is PQPOOL_OK): 503 while shutting down or unhealthy, else
+ * 200. */
+void route_ready_reply(const route_env *env, int rc, const pqpool_health *h,
+                       route_reply *out);
+
 /* A JSON error reply {"error": message} with the given status, for answers
  * the HTTP layer gives itself (413). */
 void route_error(int status, const char *message, route_reply *out);

@@ -73,20 +73,18 @@ static int resolve(serve_settings *s, char *err, size_t errlen)
 	return 0;
 }
 
-int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
-                        int pool_max, char *err, size_t errlen)
+int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg, char *err,
+                        size_t errlen)
 {
 	const char *host = get(lookup, arg, "HOST"), *token;
 	char show[SHOW_MAX + 4];
-	/* DB_POOL_MAX probe threads, so that as many probes run as the pool
-	 * has connections. The event threads never wait on the database, so
-	 * one per core is enough, and measured faster than more: on 2 cores,
-	 * /api/metrics/database served 101-125k req/s on 2 event threads
-	 * against 85-100k on 20 (wrk -t2 -c64). */
+	/* One database thread: its event loop keeps every check in flight
+	 * at once and pipelines them (probes.c). The event threads never wait
+	 * on the database, so one per core is enough, and measured faster than
+	 * more: on 2 cores, /api/metrics/database served 101-125k req/s on 2
+	 * event threads against 85-100k on 20 (wrk -t2 -c64). */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int def_threads = pool_max < 1                   ? 1
-	                  : pool_max > SERVE_MAX_THREADS ? SERVE_MAX_THREADS
-	                                                 : pool_max;
+	int def_threads = 1;
 	int def_http = ncpu < 2                   ? 2
 	               : ncpu > SERVE_MAX_THREADS ? SERVE_MAX_THREADS
 	                                          : (int)ncpu;

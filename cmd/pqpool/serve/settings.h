@@ -21,9 +21,11 @@
 typedef struct serve_settings {
 	char host[256]; /* HOST as given, or the default */
 	int port;       /* PORT; 0 = any free port */
-	int threads;    /* HTTP_THREADS: event threads; default DB_POOL_MAX, 1..256 */
-	int db_threads; /* HTTP_DB_THREADS: threads for the health probes; default
-	                 * DB_POOL_MAX, 0..256; 0 = on the event threads */
+	int threads;    /* HTTP_THREADS: event threads; default the CPUs (at least 2),
+	                 * 1..256 */
+	int db_threads; /* HTTP_DB_THREADS: threads whose event loops check the
+	                 * database; default 1, 0..256; 0 = the checks block on the
+	                 * event threads */
 	int max_connections;     /* HTTP_MAX_CONNECTIONS */
 	int idle_timeout_s;      /* HTTP_IDLE_TIMEOUT, seconds; 0 = never */
 	int max_header_bytes;    /* HTTP_MAX_HEADER_BYTES: per-connection memory */
@@ -40,14 +42,13 @@ typedef struct serve_settings {
 /*
  * Reads and validates the settings through lookup (dotenv_lookup with the
  * .env.local table, or NULL for getenv), as the library does its own: an
- * empty value is the default, integers are plain decimal in range. pool_max
- * is the pool's DB_POOL_MAX (HTTP_THREADS' default). HOST must resolve
+ * empty value is the default, integers are plain decimal in range. HOST must resolve
  * (numeric service, passive), which may consult DNS for a name.
  * Returns 0, or -1 with `NAME="value": expected ...` in err (for
  * METRICS_TOKEN, the rule it breaks, without the value).
  */
-int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg,
-                        int pool_max, char *err, size_t errlen);
+int serve_settings_load(serve_settings *s, pqpool_getenv_fn lookup, void *arg, char *err,
+                        size_t errlen);
 
 /* "http://127.0.0.1:3000" or "http://[::1]:3000" for addr with port. */
 void serve_format_url(const struct sockaddr *addr, int port, char *out, size_t outlen);
