@@ -539,7 +539,8 @@ PQPOOL_API int pqpool_loop_new(pqpool *pool, const pqpool_adapter *adapter,
  * it alone on a connection of its own); statements that are not run
  * alone, on a connection no other statement shares while it runs.
  * Deadlines: query_timeout_ms from submission (its callback then gets
- * PQPOOL_ETIMEDOUT at once, and a cancel request goes out), and
+ * PQPOOL_ETIMEDOUT at once, and a cancel request goes out, sent without
+ * blocking from the loop's watch), and
  * connection_timeout_ms for a connection when the pool has none to give.
  * A statement that may have taken effect is never sent again after a
  * failure of its connection, unless flagged PQPOOL_IDEMPOTENT: then a

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 
 #include "error.h"
-#include "fdwait.h"
 
 struct pqpool__canceller {
 	PGcancelConn *cc;
@@ -33,44 +32,47 @@ pqpool__canceller *pqpool__canceller_new(PGconn *pg)
 	return c;
 }
 
-int pqpool__cancel(pqpool__canceller *c, int64_t deadline_ns, char *err, size_t errlen)
+int pqpool__cancel_begin(pqpool__canceller *c, int *fd, short *events, char *err,
+                         size_t errlen)
 {
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	int rc = -1;
 	if (!c) {
 		snprintf(err, errlen, "cancel requests are unavailable with this libpq");
 		return -1;
 	}
 	if (!PQcancelStart(c->cc)) {
-		pqpool__trim_msg(PQcancelErrorMessage(c->cc), err, errlen);
-		goto out;
+		char msg[256];
+		pqpool__trim_msg(PQcancelErrorMessage(c->cc), msg, sizeof msg);
+		snprintf(err, errlen, "cancel: %s", msg);
+		PQcancelReset(c->cc);
+		return -1;
 	}
-	for (;;) {
-		int w;
-		st = PQcancelPoll(c->cc);
-		if (st == PGRES_POLLING_OK) {
-			rc = 0;
-			break;
-		}
-		if (st == PGRES_POLLING_FAILED) {
-			char msg[256];
-			pqpool__trim_msg(PQcancelErrorMessage(c->cc), msg, sizeof msg);
-			snprintf(err, errlen, "cancel: %s", msg);
-			break;
-		}
-		w = pqc_wait_fd(PQcancelSocket(c->cc),
-		                st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-		                deadline_ns);
-		if (w <= 0) {
-			snprintf(err, errlen, "cancel: %s",
-			         w == 0 ? "timed out reaching the server"
-			                : "poll failed");
-			break;
-		}
+	/* as after PQconnectStart: wait until writable, then poll */
+	*fd = PQcancelSocket(c->cc);
+	*events = POLLOUT;
+	return 0;
+}
+
+int pqpool__cancel_step(pqpool__canceller *c, int *fd, short *events, char *err,
+                        size_t errlen)
+{
+	PostgresPollingStatusType st = PQcancelPoll(c->cc);
+	if (st == PGRES_POLLING_OK)
+		return 1;
+	if (st == PGRES_POLLING_FAILED) {
+		char msg[256];
+		pqpool__trim_msg(PQcancelErrorMessage(c->cc), msg, sizeof msg);
+		snprintf(err, errlen, "cancel: %s", msg);
+		return -1;
 	}
-out:
-	PQcancelReset(c->cc); /* ready for the next request */
-	return rc;
+	*fd = PQcancelSocket(c->cc); /* it may have changed */
+	*events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+	return 0;
+}
+
+void pqpool__cancel_end(pqpool__canceller *c)
+{
+	if (c)
+		PQcancelReset(c->cc); /* ready for the next request */
 }
 
 void pqpool__canceller_free(pqpool__canceller *c)

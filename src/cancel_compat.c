@@ -25,8 +25,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "fdwait.h"
-
 /* The newest libpq whose PGcancel head we know. */
 #define LAYOUT_KNOWN_BEFORE 170000
 
@@ -34,6 +32,8 @@ struct pqpool__canceller {
 	struct sockaddr_storage addr; /* the server's address */
 	socklen_t addrlen;
 	int pid, key; /* the backend's PID and secret key */
+	int fd;       /* the request's socket while one is out; -1 none */
+	bool sent;    /* the request went: the server's close is awaited */
 };
 
 /* The head of libpq's struct pg_cancel (libpq-int.h, 9.x to 16). */
@@ -69,6 +69,7 @@ pqpool__canceller *pqpool__canceller_new(PGconn *pg)
 		ci->addrlen = h->raddr.salen;
 		ci->pid = h->be_pid;
 		ci->key = h->be_key;
+		ci->fd = -1;
 		valid = true;
 	}
 	PQfreeCancel(cn);
@@ -79,59 +80,71 @@ pqpool__canceller *pqpool__canceller_new(PGconn *pg)
 	return ci;
 }
 
-int pqpool__cancel(pqpool__canceller *ci, int64_t deadline_ns, char *err, size_t errlen)
+int pqpool__cancel_begin(pqpool__canceller *ci, int *fd, short *events, char *err,
+                         size_t errlen)
 {
-	uint32_t msg[4];
-	int fd, r;
-	char c;
-
+	int r;
 	if (!ci) {
 		snprintf(err, errlen, "cancel requests are unavailable with this libpq");
 		return -1;
 	}
-	fd = socket(ci->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	ci->fd =
+	        socket(ci->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ci->fd < 0) {
 		snprintf(err, errlen, "cancel: socket: %s", strerror(errno));
 		return -1;
 	}
-	r = connect(fd, (const struct sockaddr *)&ci->addr, ci->addrlen);
+	r = connect(ci->fd, (const struct sockaddr *)&ci->addr, ci->addrlen);
 	if (r < 0 && errno != EINPROGRESS && errno != EAGAIN) {
 		snprintf(err, errlen, "cancel: connect: %s", strerror(errno));
-		close(fd);
+		pqpool__cancel_end(ci);
 		return -1;
 	}
-	if (r < 0) {
-		int soerr = 0;
-		socklen_t len = sizeof soerr;
-		if (pqc_wait_fd(fd, POLLOUT, deadline_ns) <= 0) {
-			snprintf(err, errlen,
-			         "cancel: timed out connecting to the server");
-			close(fd);
-			return -1;
-		}
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-		if (soerr) {
-			snprintf(err, errlen, "cancel: connect: %s", strerror(soerr));
-			close(fd);
-			return -1;
-		}
+	ci->sent = false;
+	*fd = ci->fd;
+	*events = POLLOUT; /* connected, or once connected: the request goes */
+	return 0;
+}
+
+int pqpool__cancel_step(pqpool__canceller *ci, int *fd, short *events, char *err,
+                        size_t errlen)
+{
+	uint32_t msg[4];
+	int soerr = 0;
+	socklen_t len = sizeof soerr;
+	char c;
+
+	if (ci->sent) {
+		/* The server closes the connection once it has acted on the
+		 * request, as libpq waits for too. */
+		(void)recv(ci->fd, &c, 1, 0);
+		return 1;
+	}
+	getsockopt(ci->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+	if (soerr) {
+		snprintf(err, errlen, "cancel: connect: %s", strerror(soerr));
+		return -1;
 	}
 	msg[0] = htonl(16);
 	msg[1] = htonl(CANCEL_REQUEST_CODE);
 	msg[2] = htonl((uint32_t)ci->pid);
 	msg[3] = htonl((uint32_t)ci->key);
-	if (send(fd, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg) {
+	if (send(ci->fd, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg) {
 		snprintf(err, errlen, "cancel: send: %s", strerror(errno));
-		close(fd);
 		return -1;
 	}
-	/* The server closes the connection once it has acted on the request,
-	 * as libpq waits for too; past the deadline we stop waiting, the
-	 * request having been sent. */
-	if (pqc_wait_fd(fd, POLLIN, deadline_ns) > 0)
-		(void)recv(fd, &c, 1, 0);
-	close(fd);
+	ci->sent = true;
+	*fd = ci->fd;
+	*events = POLLIN;
 	return 0;
+}
+
+void pqpool__cancel_end(pqpool__canceller *ci)
+{
+	if (ci && ci->fd >= 0) {
+		close(ci->fd);
+		ci->fd = -1;
+	}
 }
 
 void pqpool__canceller_free(pqpool__canceller *c)

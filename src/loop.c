@@ -10,6 +10,7 @@
  * caller gets its error and the others are sent again, each alone. */
 #include "loop_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,13 @@ void pqpool_loop_ready(pqpool_loop *l, void *token, unsigned ready)
 	if (!l || !c)
 		return;
 	enter(l);
+	if (*(const unsigned char *)token == PQPOOL__LTAG_CANCEL) {
+		c = (lconn *)(void *)((char *)token - offsetof(lconn, cx));
+		if (c->cx.cc)
+			pqpool__loop_cancel_step(c);
+		leave(l);
+		return;
+	}
 	if (c->opening) {
 		if (!c->lost)
 			pqpool__loop_open_step(l, c);

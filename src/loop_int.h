@@ -33,10 +33,25 @@ typedef struct lentry {
 
 #define L(pe) ((lentry *)(void *)(pe))
 
+/* What a token the adapter gives back stands for: its first byte. */
+enum { PQPOOL__LTAG_CONN = 0, PQPOOL__LTAG_CANCEL = 1 };
+
+/* A cancel request the loop sends for a connection's running statement,
+ * step by step from its own watch (cancel.h). */
+typedef struct lcancel {
+	unsigned char tag;     /* PQPOOL__LTAG_CANCEL: first */
+	pqpool__canceller *cc; /* taken from the slot while one is out */
+	int fd;                /* a dup of the request's socket; -1 none */
+	unsigned watching;
+	void *handle;     /* the adapter's */
+	int64_t until_ns; /* given up then */
+} lcancel;
+
 /* A connection the loop holds: a leased slot in pipeline mode. Its flight
  * and reading state live in the slot's pipe (unused while leased here); the
  * statements not sent yet, here. */
 typedef struct lconn {
+	unsigned char tag; /* PQPOOL__LTAG_CONN: first */
 	struct lconn *next;
 	pqpool_loop *loop;
 	pqpool__slot *s;
@@ -59,6 +74,7 @@ typedef struct lconn {
 	int64_t sent_ns;   /* when the oldest group in flight went out; 0 none */
 	int stmt_us;       /* the last group's time per statement; 0 unknown */
 	int64_t cancel_ns; /* when a cancel request went out; 0 none */
+	lcancel cx;        /* the request itself, while it is out */
 } lconn;
 
 struct pqpool_loop {
@@ -69,14 +85,14 @@ struct pqpool_loop {
 	pentry *queue, *queue_tail; /* waiting for room on a connection */
 	pentry *later, *later_tail; /* retries waiting out their backoff */
 	int outstanding;
-	int depth;           /* nesting of our entry points (callbacks submit) */
-	bool freeing;        /* pqpool_loop_free from a callback */
-	bool acquire_failed; /* this round: the pool had nothing to give */
-	int64_t timer_ns;    /* when the armed timer fires; 0: not armed */
-	int64_t next_ns;     /* no deadline is due before this */
-	int64_t retry_ms;    /* backoff while the pool has no connection */
-	int open_fails;      /* opens failed in a row */
-	int64_t open_hold_ns; /* after one failed: no other begins before this */
+	int depth;              /* nesting of our entry points (callbacks submit) */
+	bool freeing;           /* pqpool_loop_free from a callback */
+	bool acquire_failed;    /* this round: the pool had nothing to give */
+	int64_t timer_ns;       /* when the armed timer fires; 0: not armed */
+	int64_t next_ns;        /* no deadline is due before this */
+	int64_t retry_ms;       /* backoff while the pool has no connection */
+	int open_fails;         /* opens failed in a row */
+	int64_t open_hold_ns;   /* after one failed: no other begins before this */
 	struct lhealth *health; /* the health check in flight, to share */
 };
 
@@ -163,6 +179,14 @@ void pqpool__loop_conn_lost(pqpool_loop *l, lconn *c);
 
 /* Reads what has arrived on c and delivers each group read to its Sync. */
 void pqpool__loop_conn_read(pqpool_loop *l, lconn *c);
+
+/* Sends a cancel request for what runs on c without blocking (one at a
+ * time: none while one is out), given up at until_ns. */
+void pqpool__loop_cancel(pqpool_loop *l, lconn *c, int64_t until_ns);
+/* The cancel request's socket is ready: its next step. */
+void pqpool__loop_cancel_step(lconn *c);
+/* Ends c's cancel request (done, failed: why logged, or given up). */
+void pqpool__loop_cancel_end(lconn *c, const char *why);
 
 /* An opening c's socket is ready: the connect's next step. */
 void pqpool__loop_open_step(pqpool_loop *l, lconn *c);

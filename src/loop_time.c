@@ -105,6 +105,13 @@ void pqpool__loop_expire(pqpool_loop *l, int64_t now)
 		}
 		if (c->cancel_ns && c->cancel_ns + grace < next)
 			next = c->cancel_ns + grace;
+		if (c->cx.cc) { /* a cancel request still out */
+			if (now >= c->cx.until_ns)
+				pqpool__loop_cancel_end(
+				        c, "cancel: timed out reaching the server");
+			else if (c->cx.until_ns < next)
+				next = c->cx.until_ns;
+		}
 		c->npend -= expire_unsent(l, &c->pend, &c->pend_tail, now, false);
 		for (pentry *e = pp->flight; e; e = e->next) {
 			if (!L(e)->done)
@@ -126,7 +133,7 @@ void pqpool__loop_expire(pqpool_loop *l, int64_t now)
 			if (!pp->cancel_sent) {
 				pp->cancel_sent = true;
 				c->cancel_ns = now;
-				pqpool__cancel_query(c->s, now + grace);
+				pqpool__loop_cancel(l, c, now + grace);
 				if (now + grace < next)
 					next = now + grace;
 			}
@@ -140,7 +147,7 @@ void pqpool__loop_expire(pqpool_loop *l, int64_t now)
 			if (now >= at) {
 				pp->cancel_sent = true;
 				c->cancel_ns = now;
-				pqpool__cancel_query(c->s, now + grace);
+				pqpool__loop_cancel(l, c, now + grace);
 				if (now + grace < next)
 					next = now + grace;
 			} else if (at < next) {

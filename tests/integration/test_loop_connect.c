@@ -59,7 +59,8 @@ static pqpool *open_dead(int port, int connection_timeout_ms, pqpool_epoll *ep)
 	char conninfo[256];
 	pqpool *p;
 	snprintf(conninfo, sizeof conninfo,
-	         "host=127.0.0.1 port=%d user=nobody dbname=nothing sslmode=disable", port);
+	         "host=127.0.0.1 port=%d user=nobody dbname=nothing sslmode=disable",
+	         port);
 	p = open_at(conninfo, connection_timeout_ms); /* the pool copies it */
 	assert_status(PQPOOL_OK, pqpool_epoll_open(ep, p));
 	return p;
@@ -274,6 +275,51 @@ static void test_health_down(void **state)
 	close(lfd);
 }
 
+/* A statement past its deadline is cancelled from the loop's own watch: the
+ * server stops it (pg_stat_activity), and no turn of the loop waited for
+ * the request to go out. */
+static void test_cancel_from_the_loop(void **state)
+{
+	(void)state;
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_epoll ep;
+	PGresult *res = NULL;
+	struct tally t = {0};
+	int64_t t0, longest;
+	const char *sleeper = "SELECT 1 FROM pg_sleep(5) /* loop-cancel */";
+
+	testenv_config(&cfg);
+	cfg.pool_max = 2;
+	cfg.pool_min = 0;
+	cfg.query_timeout_ms = 300;
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	assert_status(PQPOOL_OK, pqpool_epoll_open(&ep, p));
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK,
+	              pqpool_submit(ep.loop, sleeper, 0, NULL, 0, tally_done, &t));
+	run_timed(&ep, 3000, &longest);
+	printf("cancelled after %lld ms, longest turn %lld ms: %s\n",
+	       (long long)(t.last_ms - t0), (long long)longest, t.why);
+	assert_int_equal(t.n, 1);
+	assert_non_null(strstr(t.why, "timed out"));
+	assert_true(t.last_ms - t0 < 1500);
+	assert_true(longest < 300);
+	/* the loop goes on turning until the request is done */
+	for (int i = 0; i < 20; i++)
+		pqpool_epoll_run_once(&ep, 10);
+	assert_status(PQPOOL_OK,
+	              pqpool_query(p,
+	                           "SELECT count(*) FROM pg_stat_activity WHERE state = "
+	                           "'active' AND query LIKE '%loop-cancel */'",
+	                           0, NULL, 0, &res));
+	/* the sleeper was stopped (this query's own text does not match) */
+	assert_int_equal(atoi(PQgetvalue(res, 0, 0)), 0);
+	PQclear(res);
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
 static void test_bad_input(void **state)
 {
 	(void)state;
@@ -289,6 +335,7 @@ int main(void)
 	        cmocka_unit_test(test_refused),
 	        cmocka_unit_test(test_opens_and_checks),
 	        cmocka_unit_test(test_health_down),
+	        cmocka_unit_test(test_cancel_from_the_loop),
 	        cmocka_unit_test(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
