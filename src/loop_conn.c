@@ -85,6 +85,12 @@ void pqpool__loop_cancel_end(lconn *c, const char *why)
 	x->cc = NULL;
 	if (why)
 		pqpool__log(&c->s->ctx->log, PQPOOL_LOG_WARN, "%s", why);
+	if (!c->s->pipe.flight && c->s->pipe.cancel_sent) {
+		/* what it was for was read already: what waits may go now */
+		c->s->pipe.cancel_sent = false;
+		c->cancel_ns = 0;
+		c->dirty = c->pend != NULL;
+	}
 }
 
 void pqpool__loop_cancel(pqpool_loop *l, lconn *c, int64_t until_ns)
@@ -556,7 +562,10 @@ static void conn_group(pqpool_loop *l, lconn *c)
 	c->sent_ns = pp->flight ? now : 0;
 	if (c->sent_ns)
 		due_at(l, c->sent_ns + (int64_t)PQPOOL__PIPE_SPLIT_MS * 1000000);
-	if (!pp->flight && pp->cancel_sent) {
+	if (!pp->flight && pp->cancel_sent && !c->cx.cc) {
+		/* (while the request itself is out, it may still reach the
+		 * server and hit what would be sent next: held until it is
+		 * done, pqpool__loop_cancel_end) */
 		pp->cancel_sent = false;
 		c->cancel_ns = 0;
 		c->dirty = c->pend != NULL; /* held while the cancel was out */

@@ -74,9 +74,9 @@ void pqpool__loop_expire(pqpool_loop *l, int64_t now)
 	int64_t next = INT64_MAX, grace = (int64_t)PQPOOL__CANCEL_GRACE_MS * 1000000;
 
 	for (lconn *c = l->conns; c; c = c->next) {
-		pqpool__pipe *pp = &c->s->pipe;
+		pqpool__pipe *pp;
 		int ahead = 0;
-		if (c->lost)
+		if (c->lost) /* (a failed open has no slot left) */
 			continue;
 		if (c->opening) {
 			int64_t at =
@@ -98,6 +98,7 @@ void pqpool__loop_expire(pqpool_loop *l, int64_t now)
 					next = e->deadline_ns;
 			continue;
 		}
+		pp = &c->s->pipe;
 		if (c->cancel_ns && now - c->cancel_ns >= grace && pp->flight) {
 			c->s->link.broken = true;
 			pqpool__loop_conn_lost(l, c);

@@ -422,10 +422,13 @@ static void slow_done(void *arg, int status, const PGresult *res)
 	struct slow *s = arg;
 	(void)res;
 	s->slow_ms = testenv_now_ms() - s->t0;
-	if (status == PQPOOL_ETIMEDOUT)
+	if (status == PQPOOL_ETIMEDOUT) {
 		s->timed_out++;
-	else
+	} else {
 		s->other++;
+		print_message("unexpected for the slow one: %s: %s\n",
+		              pqpool_status_text(status), pqpool_errmsg());
+	}
 }
 
 static void test_slow_times_out_alone(void **state)

@@ -203,6 +203,8 @@ serve_cleanup() {
 	# other tests share the cluster: never leave it stopped or frozen
 	[ -n "$frozen_pid" ] && kill -CONT "$frozen_pid" 2>/dev/null
 	[ "$cluster_stopped" = 1 ] && pg_start
+	# PQPOOL_KEEP_TMP=1: a copy of the runs' logs in /tmp/kept-serve-logs
+	[ -n "${PQPOOL_KEEP_TMP:-}" ] && cp -r "$tmp" /tmp/kept-serve-logs 2>/dev/null
 	rm -rf "$tmp"
 }
 trap serve_cleanup EXIT

@@ -150,7 +150,10 @@ static int thread_init(probes *r, lthread *t)
 /* Frees what thread t holds; it has stopped. */
 static void thread_free(lthread *t)
 {
+	/* a check still out would be answered from here: as if on t */
+	self = t;
 	pqpool_epoll_close(&t->ep);
+	self = NULL;
 	pthread_mutex_destroy(&t->mu);
 }
 
