@@ -492,6 +492,19 @@ void pqpool__loop_conn_send(lconn *c)
 		return; /* nothing new until what it may hit is read (conn_group) */
 	if (pp->flight && s->ctx->cfg.pipeline_one_sync)
 		return; /* one group in flight: the next once it is read */
+	if (!pp->flight &&
+	    s->link.checked_ms < atomic_load_explicit(&pqpool__pool_of(s)->broken_at_ms,
+	                                              memory_order_relaxed)) {
+		/* another connection broke since this one was last seen alive
+		 * (terminated backends go together): the cheap check a lease
+		 * gets, before anything is sent; a dead one's statements go
+		 * elsewhere, unsent (pqpool__loop_conn_lost) */
+		if (!pqpool__conn_alive(pg)) {
+			c->lost = true;
+			return;
+		}
+		s->link.checked_ms = now_ms;
+	}
 	atomic_store_explicit(&s->lease.acquired_ms, now_ms, memory_order_relaxed);
 	while (c->pend) {
 		pentry *e = c->pend;
