@@ -255,6 +255,16 @@ static lconn *conn_take(pqpool_loop *l, bool alone, bool read)
 			return NULL;
 		}
 		open_watch(c, PQPOOL_EV_WRITE); /* libpq's first step: writable */
+		if (c->lost) { /* cannot be watched: failed now, before any
+		                * statement joins it (no callback inside a submit) */
+			c->next = l->conns;
+			l->conns = c;
+			l->nconns++;
+			c->lost = false;
+			pqpool__loop_open_failed(l, c, "its socket could not be watched");
+			l->acquire_failed = true;
+			return NULL;
+		}
 		due_at(l, now + (int64_t)p->ctx.cfg.connection_timeout_ms * 1000000);
 	}
 	c->next = l->conns;

@@ -129,9 +129,10 @@ bool probes_push(probes *r, probe_item *item)
 	else
 		t->in = item;
 	t->in_tail = item;
-	pthread_mutex_unlock(&t->mu);
+	/* under the lock: once it is released, probes_stop may free t */
 	if (first) /* else a wake-up is on its way already */
 		pqpool_epoll_wake(&t->ep);
+	pthread_mutex_unlock(&t->mu);
 	return true;
 }
 
