@@ -1,384 +1,32 @@
-/* loop_conn.c — the connections an event loop holds: taken from the pool
- * into pipeline mode, chosen for each statement, given back; and the wire:
- * what waits sent under one Sync per group, results read without
- * blocking, groups delivered by the pipeline's rules, a lost connection's
- * statements moved on or failed. */
+/* loop_conn.c — the connections an event loop holds, chosen for each
+ * statement; and the wire: what waits sent under one Sync per group,
+ * results read without blocking, groups delivered by the pipeline's rules,
+ * a lost connection's statements moved on or failed. */
 #include "loop_int.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "classify.h"
-#include "cancel.h"
 #include "clock.h"
+#include "conn.h"
 #include "error.h"
 #include "exec.h"
-#include "conn.h"
-#include "lease.h"
-#include "pin.h"
-#include "log.h"
 #include "pipe.h"
 #include "pipe_int.h"
 #include "pool.h"
-#include "rand.h"
 #include "role.h"
-#include "router.h"
 #include "stats.h"
 #include "stmtcache.h"
 
-/* ---- the adapter ---- */
-
-/* Asks the adapter to watch fd with token for events (0: stop); false
- * when it cannot. */
-static bool watch_fd(pqpool_loop *l, int fd, unsigned events, void *token,
-                     unsigned *watching, void **handle)
-{
-	if (*watching == events || fd < 0)
-		return true;
-	if (l->ad.watch(l->ad.host, fd, events, token, handle) != 0) {
-		*watching = 0;
-		*handle = NULL;
-		return events == 0;
-	}
-	*watching = events;
-	return true;
-}
-
-void pqpool__loop_watch(lconn *c, unsigned events)
-{
-	if (!watch_fd(c->loop, c->fd, events, c, &c->watching, &c->handle))
-		c->lost = true; /* cannot be watched: given up */
-}
-
-/* ---- cancel requests, step by step ---- */
-
-/* c's cancel request waits on the socket the canceller has now, for
- * events (POLLIN/POLLOUT): a descriptor of our own each step, as libpq
- * may change the socket. False when it cannot be watched. */
-static bool cancel_watch(lconn *c, int fd, short events)
-{
-	lcancel *x = &c->cx;
-	watch_fd(c->loop, x->fd, 0, x, &x->watching, &x->handle);
-	if (x->fd >= 0)
-		close(x->fd);
-	x->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-	return x->fd >= 0 && watch_fd(c->loop, x->fd,
-	                              events == POLLIN ? PQPOOL_EV_READ : PQPOOL_EV_WRITE,
-	                              x, &x->watching, &x->handle);
-}
-
-void pqpool__loop_cancel_end(lconn *c, const char *why)
-{
-	lcancel *x = &c->cx;
-	if (!x->cc)
-		return;
-	watch_fd(c->loop, x->fd, 0, x, &x->watching, &x->handle);
-	if (x->fd >= 0)
-		close(x->fd);
-	x->fd = -1;
-	pqpool__cancel_end(x->cc);
-	pqpool__give_canceller(c->s, x->cc);
-	x->cc = NULL;
-	if (why)
-		pqpool__log(&c->s->ctx->log, PQPOOL_LOG_WARN, "%s", why);
-	if (!c->s->pipe.flight && c->s->pipe.cancel_sent) {
-		/* what it was for was read already: what waits may go now */
-		c->s->pipe.cancel_sent = false;
-		c->cancel_ns = 0;
-		c->dirty = c->pend != NULL;
-	}
-}
-
-void pqpool__loop_cancel(pqpool_loop *l, lconn *c, int64_t until_ns)
-{
-	lcancel *x = &c->cx;
-	char err[256];
-	short events;
-	int fd;
-
-	if (x->cc)
-		return; /* one is out already */
-	x->tag = PQPOOL__LTAG_CANCEL;
-	x->fd = -1;
-	if (!(x->cc = pqpool__take_canceller(c->s))) {
-		pqpool__log(&c->s->ctx->log, PQPOOL_LOG_WARN,
-		            "cancel requests are unavailable with this libpq");
-		return;
-	}
-	if (pqpool__cancel_begin(x->cc, &fd, &events, err, sizeof err) != 0) {
-		pqpool__give_canceller(c->s, x->cc);
-		x->cc = NULL;
-		pqpool__log(&c->s->ctx->log, PQPOOL_LOG_WARN, "%s", err);
-		return;
-	}
-	x->until_ns = until_ns;
-	due_at(l, until_ns);
-	if (!cancel_watch(c, fd, events))
-		pqpool__loop_cancel_end(c, "cancel: its socket could not be watched");
-}
-
-void pqpool__loop_cancel_step(lconn *c)
-{
-	lcancel *x = &c->cx;
-	char err[256];
-	short events;
-	int fd, r = pqpool__cancel_step(x->cc, &fd, &events, err, sizeof err);
-	if (r > 0)
-		pqpool__loop_cancel_end(c, NULL);
-	else if (r < 0)
-		pqpool__loop_cancel_end(c, err);
-	else if (!cancel_watch(c, fd, events))
-		pqpool__loop_cancel_end(c, "cancel: its socket could not be watched");
-}
-
-void pqpool__loop_arm(pqpool_loop *l, int64_t at_ns)
-{
-	int64_t now = pqc_now_ns(), ms;
-	if (l->timer_ns && l->timer_ns <= at_ns && l->timer_ns > now)
-		return; /* fires sooner anyway: we look again then */
-	ms = at_ns <= now ? 0 : (at_ns - now + 999999) / 1000000;
-	l->timer_ns = now + ms * 1000000;
-	l->ad.timer(l->ad.host, ms > INT32_MAX / 2 ? INT32_MAX / 2 : (int)ms);
-}
-
-/* ---- connections ---- */
+/* ---- choosing a connection ---- */
 
 static int64_t hol_ns(void)
 {
 	return (int64_t)PQPOOL__PIPE_HOL_MS * 1000000;
-}
-
-/* A leased connection c holds goes into pipeline mode, watched for
- * reading; false when it cannot (c is then lost). */
-static bool conn_setup(lconn *c)
-{
-	pqpool__slot *s = c->s;
-	if (PQsetnonblocking(s->link.pg, 1) != 0 ||
-	    PQenterPipelineMode(s->link.pg) != 1) {
-		s->link.broken = true;
-		c->lost = true;
-		return false;
-	}
-	if ((c->fd = fcntl(PQsocket(s->link.pg), F_DUPFD_CLOEXEC, 0)) < 0) {
-		c->lost = true;
-		return false;
-	}
-	pqpool__loop_watch(c, PQPOOL_EV_READ);
-	return true;
-}
-
-/* An opening c watches the socket libpq connects on now, for events: a
- * descriptor of its own each step, since libpq may have closed the last
- * one and opened another (the next address, or again without TLS). */
-static void open_watch(lconn *c, unsigned events)
-{
-	pqpool__loop_watch(c, 0);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	if (PQsocket(c->opg) < 0 ||
-	    (c->fd = fcntl(PQsocket(c->opg), F_DUPFD_CLOEXEC, 0)) < 0) {
-		c->lost = true;
-		return;
-	}
-	pqpool__loop_watch(c, events);
-}
-
-/* The pause before the loop opens another connection after n opens failed
- * in a row: 50 ms doubling to 800 ms, the upper half at random. */
-static int64_t open_hold_ns(int n)
-{
-	int64_t ms = (int64_t)50 << (n < 5 ? n - 1 : 4);
-	ms = ms / 2 + (int64_t)(pqc_rand64() % (uint64_t)(ms / 2 + 1));
-	return ms * 1000000;
-}
-
-/* Takes a connection from the pool into the loop: an idle one, or a slot
- * to open one into without blocking (its statements wait until it is
- * open). NULL when the pool has none to give now (l->acquire_failed),
- * with the error set. */
-static lconn *conn_take(pqpool_loop *l, bool alone, bool read)
-{
-	struct pqpool *p = l->pool;
-	int64_t now = pqc_now_ns();
-	char err[PQPOOL__ERRLEN];
-	pqpool__slot *s;
-	bool claimed;
-	lconn *c;
-
-	if (l->acquire_failed)
-		return NULL;
-	if (now < l->open_hold_ns) {
-		/* an open failed moments ago: not another before the pause */
-		l->acquire_failed = true;
-		due_at(l, l->open_hold_ns);
-		return NULL;
-	}
-	/* with several hosts: the member for this kind of statement (with no
-	 * primary known, asking the hosts connects, and blocks) */
-	if (!(p = pqpool__route(l->pool, read ? PQPOOL_READ : 0,
-	                        now + (int64_t)p->ctx.cfg.connection_timeout_ms *
-	                                        1000000))) {
-		l->acquire_failed = true;
-		return NULL;
-	}
-	if (!(c = calloc(1, sizeof *c))) {
-		l->acquire_failed = true;
-		pqpool__fail(PQPOOL_ENOMEM, "submit: out of memory");
-		return NULL;
-	}
-	if (pqpool__acquire_or_claim(p, &s, &claimed, __FILE__, __LINE__) != PQPOOL_OK) {
-		free(c);
-		l->acquire_failed = true;
-		return NULL;
-	}
-	c->loop = l;
-	c->s = s;
-	c->fd = -1;
-	c->alone = alone;
-	c->read = read && l->pool->members;
-	s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
-	s->pipe.awaiting_sync = s->pipe.cancel_sent = false;
-	if (claimed) {
-		c->opening = true;
-		c->open_ns = now;
-		if (!(c->opg = pqpool__connect_start(&p->ctx.params, err, sizeof err))) {
-			c->next = l->conns; /* failed at once: released at the end */
-			l->conns = c;
-			l->nconns++;
-			pqpool__loop_open_failed(l, c, err);
-			l->acquire_failed = true;
-			return NULL;
-		}
-		open_watch(c, PQPOOL_EV_WRITE); /* libpq's first step: writable */
-		if (c->lost) { /* cannot be watched: failed now, before any
-		                * statement joins it (no callback inside a submit) */
-			c->next = l->conns;
-			l->conns = c;
-			l->nconns++;
-			c->lost = false;
-			pqpool__loop_open_failed(l, c, "its socket could not be watched");
-			l->acquire_failed = true;
-			return NULL;
-		}
-		due_at(l, now + (int64_t)p->ctx.cfg.connection_timeout_ms * 1000000);
-	}
-	c->next = l->conns;
-	l->conns = c;
-	l->nconns++;
-	if (!claimed && !conn_setup(c)) { /* released at the end of the round */
-		l->acquire_failed = true;
-		return NULL;
-	}
-	l->retry_ms = 0;
-	return c;
-}
-
-void pqpool__loop_open_step(pqpool_loop *l, lconn *c)
-{
-	pqpool__slot *s = c->s;
-	struct pqpool *p = pqpool__pool_of(s);
-	char err[PQPOOL__ERRLEN];
-	PostgresPollingStatusType st = pqpool__connect_step(c->opg, &p->ctx.params,
-	                                                    &p->ctx.log, err, sizeof err);
-
-	if (st == PGRES_POLLING_FAILED) {
-		pqpool__loop_open_failed(l, c, err);
-		return;
-	}
-	if (st != PGRES_POLLING_OK) {
-		open_watch(c, st == PGRES_POLLING_READING ? PQPOOL_EV_READ
-		                                          : PQPOOL_EV_WRITE);
-		return;
-	}
-	pqpool__loop_watch(c, 0);
-	close(c->fd);
-	c->fd = -1;
-	c->opening = false;
-	pqpool__pin(p);
-	pqpool__open_settle(p, s, c->opg, c->open_ns); /* s: BUSY, ours */
-	pqpool__unpin(p);
-	c->opg = NULL;
-	pqpool__lease_opened(s, c->open_ns, __FILE__, __LINE__);
-	l->open_fails = 0;
-	l->open_hold_ns = 0;
-	if (conn_setup(c))
-		c->dirty = c->pend != NULL; /* sent at the end of this round */
-}
-
-void pqpool__loop_open_failed(pqpool_loop *l, lconn *c, const char *why)
-{
-	struct pqpool *p = pqpool__pool_of(c->s);
-	int64_t now = pqc_now_ns(), ms = (now - c->open_ns) / 1000000;
-	pentry *pend = c->pend;
-
-	pqpool__loop_watch(c, 0);
-	PQfinish(c->opg);
-	c->opg = NULL;
-	c->opening = false;
-	c->lost = c->settled = true;
-	atomic_fetch_add(&p->ctx.counters.acquire_errors, 1);
-	pqpool__pin(p);
-	pqpool__open_settle(p, c->s, NULL, c->open_ns); /* emptied */
-	c->s = NULL;
-	l->open_fails++;
-	l->open_hold_ns = now + open_hold_ns(l->open_fails);
-	due_at(l, l->open_hold_ns);
-	c->pend = c->pend_tail = NULL;
-	c->npend = 0;
-	/* nothing was sent: each may go again after its backoff, as
-	 * pqpool_query's attempts do after a failed connect */
-	while (pend) {
-		pentry *e = pend;
-		pend = e->next;
-		e->next = NULL;
-		pqpool__fail(PQPOOL_ECONNECT, "acquire: could not connect to %s%s: %s",
-		             p->ctx.params.masked,
-		             ms >= p->ctx.cfg.connection_timeout_ms
-		                     ? " within DB_CONNECTION_TIMEOUT"
-		                     : "",
-		             why);
-		if (!pqpool__loop_retry_later(l, e, PQPOOL_ECONNECT, now))
-			pqpool__loop_complete(l, e, PQPOOL_ECONNECT, NULL);
-	}
-	pqpool__unpin(p);
-}
-
-/* Gives a connection back: closed when it failed or still has statements
- * in flight, else out of pipeline mode (the release rolls back or closes a
- * connection left in a transaction). */
-void pqpool__loop_conn_release(pqpool_loop *l, lconn *c)
-{
-	pqpool__slot *s = c->s;
-	lconn **pc = &l->conns;
-
-	while (*pc != c)
-		pc = &(*pc)->next;
-	*pc = c->next;
-	l->nconns--;
-	pqpool__loop_cancel_end(c, NULL); /* its canceller back to the slot */
-	pqpool__loop_watch(c, 0);
-	if (c->fd >= 0)
-		close(c->fd);
-	if (c->opening) { /* given up before it opened */
-		struct pqpool *p = pqpool__pool_of(s);
-		PQfinish(c->opg);
-		pqpool__pin(p);
-		pqpool__open_abandon(p, s);
-		pqpool__unpin(p);
-	} else if (s) { /* (an open that failed has no slot left) */
-		PGconn *pg = s->link.pg;
-		if (c->lost || c->nflight || c->flushing || PQexitPipelineMode(pg) != 1 ||
-		    PQsetnonblocking(pg, 0) != 0)
-			s->link.broken = true;
-		s->pipe.flight = s->pipe.flight_tail = s->pipe.cur = NULL;
-		pqpool__release(s, false);
-	}
-	free(c);
 }
 
 /* Whether c takes a statement of this kind (read or not): with several
@@ -459,7 +107,7 @@ bool pqpool__loop_place(pqpool_loop *l, pentry *e)
 	else
 		c = conn_spare(l, read);
 	if (!c)
-		c = conn_take(l, L(e)->alone, read);
+		c = pqpool__loop_take(l, L(e)->alone, read);
 	if (!c)
 		return false;
 	conn_add(c, e);

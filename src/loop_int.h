@@ -1,8 +1,10 @@
 /* loop_int.h — what the parts of the asynchronous API share: a submitted
  * statement (lentry), a connection the loop holds (lconn), the loop itself,
  * and the functions of loop_entry.c (a statement's end: callback, failure,
- * retry), loop_conn.c (connections and the wire) and loop_time.c
- * (deadlines), each calling only those listed before it. loop.c has the
+ * retry), loop_watch.c (the adapter, cancel requests), loop_open.c
+ * (connections taken and given back), loop_conn.c (choosing a connection,
+ * the wire) and loop_time.c (deadlines), each calling only those listed
+ * before it. loop.c has the
  * rounds and the API. */
 #ifndef PQPOOL_LOOP_INT_H
 #define PQPOOL_LOOP_INT_H
@@ -143,7 +145,7 @@ bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t no
  * submitted before what waits there); the next of the others is due. */
 void pqpool__loop_later_due(pqpool_loop *l, int64_t now);
 
-/* ---- loop_conn.c: connections and the wire ---- */
+/* ---- loop_watch.c: the adapter, and cancel requests ---- */
 
 /* Asks the adapter to watch c's descriptor for events (0: stop); a
  * connection that cannot be watched is given up. */
@@ -152,10 +154,37 @@ void pqpool__loop_watch(lconn *c, unsigned events);
 /* Arms the adapter's timer for at_ns (monotonic) unless it fires by then. */
 void pqpool__loop_arm(pqpool_loop *l, int64_t at_ns);
 
+/* Sends a cancel request for what runs on c without blocking (one at a
+ * time: none while one is out), given up at until_ns. */
+void pqpool__loop_cancel(pqpool_loop *l, lconn *c, int64_t until_ns);
+/* The cancel request's socket is ready: its next step. */
+void pqpool__loop_cancel_step(lconn *c);
+/* Ends c's cancel request (done, failed: why logged, or given up). */
+void pqpool__loop_cancel_end(lconn *c, const char *why);
+
+/* ---- loop_open.c: taking and giving back connections ---- */
+
+/* Takes a connection from the pool into the loop: an idle one, or a slot
+ * to open one into without blocking (its statements wait until it is
+ * open). NULL when the pool has none to give now (l->acquire_failed),
+ * with the error set. */
+lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read);
+
+/* An opening c's socket is ready: the connect's next step. */
+void pqpool__loop_open_step(pqpool_loop *l, lconn *c);
+
+/* An opening c failed (why: libpq's reason, or that it timed out): its
+ * slot is emptied, its statements (none was sent) fail with
+ * PQPOOL_ECONNECT or wait their backoff, and the loop opens no other
+ * connection for a while. c is released at the end of the round. */
+void pqpool__loop_open_failed(pqpool_loop *l, lconn *c, const char *why);
+
 /* Gives a connection back: closed when it failed or still has statements
  * in flight, else out of pipeline mode (the release rolls back or closes a
  * connection left in a transaction). */
 void pqpool__loop_conn_release(pqpool_loop *l, lconn *c);
+
+/* ---- loop_conn.c: choosing a connection, and the wire ---- */
 
 /* Finds e a connection: false when none has room and the pool has none to
  * give now (e stays where it was). A statement fills a connection up to
@@ -179,23 +208,6 @@ void pqpool__loop_conn_lost(pqpool_loop *l, lconn *c);
 
 /* Reads what has arrived on c and delivers each group read to its Sync. */
 void pqpool__loop_conn_read(pqpool_loop *l, lconn *c);
-
-/* Sends a cancel request for what runs on c without blocking (one at a
- * time: none while one is out), given up at until_ns. */
-void pqpool__loop_cancel(pqpool_loop *l, lconn *c, int64_t until_ns);
-/* The cancel request's socket is ready: its next step. */
-void pqpool__loop_cancel_step(lconn *c);
-/* Ends c's cancel request (done, failed: why logged, or given up). */
-void pqpool__loop_cancel_end(lconn *c, const char *why);
-
-/* An opening c's socket is ready: the connect's next step. */
-void pqpool__loop_open_step(pqpool_loop *l, lconn *c);
-
-/* An opening c failed (why: libpq's reason, or that it timed out): its
- * slot is emptied, its statements (none was sent) fail with
- * PQPOOL_ECONNECT or wait their backoff, and the loop opens no other
- * connection for a while. c is released at the end of the round. */
-void pqpool__loop_open_failed(pqpool_loop *l, lconn *c, const char *why);
 
 /* ---- loop_time.c: deadlines ---- */
 
