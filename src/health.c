@@ -45,7 +45,7 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	const pqpool_config *cfg = &p->ctx.cfg;
 	int64_t t0 = pqc_now_ns();
 	int64_t deadline = t0 + (int64_t)timeout_ms * 1000000;
-	int64_t qdeadline;
+	int64_t qdeadline, lost_ms = 0;
 	pqpool__slot *s = NULL;
 	struct pqpool *top = p;
 	int rc;
@@ -59,15 +59,21 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	 * yet read, and the probe then fails on it though the database answers.
 	 * The health query is read-only, so it goes again on another connection
 	 * while the deadline allows: the release counted this one broken, which
-	 * makes the next acquire check the others first. A few tries at most:
-	 * a server that keeps closing connections is not healthy. */
+	 * makes the next acquire check the others first. Backends terminated
+	 * together die one by one, though, some after that check: the last try
+	 * goes on a connection opened after the losses. Three tries at most: a
+	 * server that keeps closing connections is not healthy. */
 	for (int attempt = 1;; attempt++) {
 		/* with several hosts: the database is healthy when its primary is */
 		if (!(p = pqpool__route(top, 0, deadline))) {
 			rc = PQPOOL_ECONNECT;
 			break;
 		}
-		rc = pqpool__acquire_until(p, deadline, &s, __FILE__, __LINE__);
+		if (attempt == 3)
+			rc = pqpool__acquire_fresh(p, lost_ms, deadline, &s, __FILE__,
+			                           __LINE__);
+		else
+			rc = pqpool__acquire_until(p, deadline, &s, __FILE__, __LINE__);
 		if (rc != PQPOOL_OK)
 			break;
 		qdeadline = deadline;
@@ -81,6 +87,7 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 		pqpool__release(s, false);
 		if (rc != PQPOOL_ECONNLOST || attempt >= 3 || pqc_now_ns() >= deadline)
 			break;
+		lost_ms = pqc_now_coarse_ms();
 		pqpool__count(&p->ctx.counters, PQPOOL__RETRIES, 1);
 	}
 	pqpool__health_result(top, rc, t0, h);

@@ -37,10 +37,11 @@ static int granted(pqpool__slot *s, int64_t t0, const char *file, int line,
 	return PQPOOL_OK;
 }
 
-/* Opens a connection into an owned OPENING slot for the caller's lease;
- * patient, a caller that may block waits for a primary (slot.h). */
-static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t deadline,
-                          bool patient, pqpool__slot **out, const char *file, int line)
+/* Opens a connection into an owned OPENING slot (BUSY once open; a failed
+ * open empties it); patient, a caller that may block waits for a primary
+ * (slot.h). The lease is the caller's to begin. */
+static int open_owned(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t deadline,
+                      bool patient)
 {
 	char err[PQPOOL__ERRLEN];
 	int n, st;
@@ -55,7 +56,8 @@ static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t
 			pqpool__release(s, false); /* closes it */
 			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
 		}
-		return granted(s, t0, file, line, out);
+		pqpool__ok();
+		return PQPOOL_OK;
 	}
 	if (n < 0) {
 		st = pqpool__fail(PQPOOL_ENOMEM, "acquire: out of memory");
@@ -78,6 +80,14 @@ static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t
 	}
 	pqpool__unpin(p);
 	return st;
+}
+
+/* Opens a connection into an owned OPENING slot for the caller's lease. */
+static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t deadline,
+                          bool patient, pqpool__slot **out, const char *file, int line)
+{
+	int st = open_owned(p, s, t0, deadline, patient);
+	return st == PQPOOL_OK ? granted(s, t0, file, line, out) : st;
 }
 
 /* An owned slot whose connection is unfit: its connection is replaced in
@@ -283,6 +293,28 @@ int pqpool__acquire_until(struct pqpool *p, int64_t deadline_ns, pqpool__slot **
 	return acquire(p, deadline_ns, out, file, line, NULL, NULL, &taken);
 }
 
+int pqpool__acquire_fresh(struct pqpool *p, int64_t opened_after_ms, int64_t deadline_ns,
+                          pqpool__slot **out, const char *file, int line)
+{
+	pqpool__slot *s;
+	int st = pqpool__acquire_until(p, deadline_ns, &s, file, line);
+	*out = s;
+	if (st != PQPOOL_OK || s->link.created_ms > opened_after_ms)
+		return st;
+	/* suspect: replaced in place, the lease kept (begun, counted once) */
+	*out = NULL;
+	pqpool__detach(p, s, PQPOOL_CLOSE_DISCARDED);
+	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
+	st = open_owned(p, s, pqc_now_ns(), deadline_ns, true);
+	if (st == PQPOOL_OK) {
+		*out = s;
+		return st;
+	}
+	if (st != PQPOOL_ECLOSED) /* the failed open emptied the slot */
+		atomic_store_explicit(&s->lease.acquired_ms, 0, memory_order_relaxed);
+	return st;
+}
+
 int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, int line)
 {
 	pqpool__slot *s;
@@ -298,14 +330,16 @@ int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, 
 	return pqpool__fail(PQPOOL_EAGAIN, "acquire: no idle connection free right now");
 }
 
-int pqpool__acquire_or_claim(struct pqpool *p, pqpool__slot **out, bool *claimed,
-                             const char *file, int line)
+int pqpool__acquire_or_claim(struct pqpool *p, int64_t opened_after_ms,
+                             pqpool__slot **out, bool *claimed, const char *file,
+                             int line)
 {
 	pqpool__slot *s = NULL;
+	bool fresh = opened_after_ms > 0;
 	int why = -1;
 	*out = NULL;
 	*claimed = false;
-	if (acquire_fast(p, out, file, line, &s, &why))
+	if (!fresh && acquire_fast(p, out, file, line, &s, &why))
 		return PQPOOL_OK;
 	if (!s) {
 		pthread_mutex_lock(&p->mu);
@@ -313,8 +347,11 @@ int pqpool__acquire_or_claim(struct pqpool *p, pqpool__slot **out, bool *claimed
 			pthread_mutex_unlock(&p->mu);
 			return pqpool__fail(PQPOOL_ECLOSED, "acquire: pool closed");
 		}
-		if (!p->whead && (s = pqpool__take_idle(p, true)) == NULL &&
-		    (s = pqpool__claim_empty_locked(p)) != NULL) {
+		/* fresh: room for a new connection first, then an idle one */
+		if (!p->whead &&
+		    ((fresh && (s = pqpool__claim_empty_locked(p)) != NULL) ||
+		     ((s = pqpool__take_idle(p, true)) == NULL &&
+		      (s = pqpool__claim_empty_locked(p)) != NULL))) {
 			pthread_mutex_unlock(&p->mu);
 			*out = s;
 			*claimed = true;
@@ -325,7 +362,10 @@ int pqpool__acquire_or_claim(struct pqpool *p, pqpool__slot **out, bool *claimed
 		if (!s) /* others wait, or the pool is at its size and all in use */
 			return pqpool__fail(PQPOOL_EAGAIN,
 			                    "acquire: no connection free right now");
-		if ((why = pqpool__unfit(p, s, pqc_now_coarse_ms())) < 0) {
+		if ((why = pqpool__unfit(p, s, pqc_now_coarse_ms())) < 0 && fresh &&
+		    s->link.created_ms <= opened_after_ms)
+			why = PQPOOL_CLOSE_DISCARDED; /* opened before: suspect */
+		if (why < 0) {
 			lease_begin(s, pqc_now_coarse_ms(), file, line);
 			*out = s;
 			pqpool__ok();

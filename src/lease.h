@@ -43,9 +43,21 @@ int pqpool__try_acquire(struct pqpool *p, pqpool__slot **out, const char *file, 
  * closed first, and its slot is the one claimed), or PQPOOL_EAGAIN when it
  * would have to wait (or others already wait), PQPOOL_ECLOSED. Never
  * queues, never connects. Open with pqpool__connect_start/_step, then
- * pqpool__open_settle and, when it opened, pqpool__lease_opened. */
-int pqpool__acquire_or_claim(struct pqpool *p, pqpool__slot **out, bool *claimed,
-                             const char *file, int line);
+ * pqpool__open_settle and, when it opened, pqpool__lease_opened. With
+ * opened_after_ms > 0 (coarse ms), no connection opened at or before then:
+ * room for a new one is claimed first, else an idle one opened before is
+ * closed (PQPOOL_CLOSE_DISCARDED) and its slot claimed. */
+int pqpool__acquire_or_claim(struct pqpool *p, int64_t opened_after_ms,
+                             pqpool__slot **out, bool *claimed, const char *file,
+                             int line);
+
+/* As pqpool__acquire_until, on a connection opened after opened_after_ms
+ * (coarse ms): one opened at or before then is closed
+ * (PQPOOL_CLOSE_DISCARDED) and replaced in place, the lease kept. For a
+ * health check after connections were lost in a row: those opened with
+ * them may be dying too (terminated together). Blocking. */
+int pqpool__acquire_fresh(struct pqpool *p, int64_t opened_after_ms, int64_t deadline_ns,
+                          pqpool__slot **out, const char *file, int line);
 
 /* Begins the lease of a slot that pqpool__open_settle made BUSY, claimed
  * at t0_ns (its wait, counted from then). */

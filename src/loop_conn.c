@@ -70,6 +70,23 @@ static lconn *conn_best(pqpool_loop *l, int64_t now, bool read, bool quick)
 	return best;
 }
 
+/* For a health check's last try, after connections were lost in a row
+ * (terminated backends die together, some only after their connection was
+ * checked): one opened after the losses, with room, or being opened since. */
+static lconn *conn_fresh(pqpool_loop *l, int64_t fresh_ms, bool read)
+{
+	int depth = l->pool->ctx.cfg.pipeline_depth;
+	for (lconn *c = l->conns; c; c = c->next) {
+		if (c->alone || c->lost || c->closing || c->s->pipe.cancel_sent ||
+		    conn_load(c) >= depth || !pqpool__loop_conn_fits(l, c, read))
+			continue;
+		if (c->opening ? c->open_ns / 1000000 > fresh_ms
+		               : c->s->link.created_ms > fresh_ms)
+			return c;
+	}
+	return NULL;
+}
+
 /* A connection of a statement run alone that is done and fit for the next
  * one (no transaction left open). */
 static lconn *conn_spare(pqpool_loop *l, bool read)
@@ -102,12 +119,15 @@ bool pqpool__loop_place(pqpool_loop *l, pentry *e)
 {
 	lconn *c = NULL;
 	bool read = (L(e)->flags & PQPOOL_READ) != 0;
-	if (!L(e)->alone)
+	if (L(e)->fresh_ms && !(c = conn_fresh(l, L(e)->fresh_ms, read)))
+		c = pqpool__loop_take(l, false, read, L(e)->fresh_ms);
+	/* (no fresh one to be had now: any, as for the others) */
+	if (!c && !L(e)->alone)
 		c = conn_best(l, pqc_now_ns(), read, L(e)->health);
-	else
+	else if (!c)
 		c = conn_spare(l, read);
 	if (!c)
-		c = pqpool__loop_take(l, L(e)->alone, read);
+		c = pqpool__loop_take(l, L(e)->alone, read, 0);
 	if (!c)
 		return false;
 	conn_add(c, e);

@@ -3,7 +3,6 @@
  * backoff on the loop's later list. */
 #include "loop_int.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -63,7 +62,8 @@ void pqpool__loop_fail(pqpool_loop *l, pentry *e, int status, const char *fmt,
  * connect (nothing was sent), a PQPOOL_IDEMPOTENT one after a lost
  * connection or a retryable SQLSTATE; within retry_attempts,
  * DB_RETRY_DEADLINE and its own deadline. A health check's follows its
- * own rule (lentry.health). */
+ * own rule (lentry.health), its last try on a fresh connection
+ * (lentry.fresh_ms). */
 bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t now)
 {
 	lentry *e = L(pe);
@@ -80,6 +80,8 @@ bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t no
 		    now >= pe->deadline_ns)
 			return false;
 		delay = 0;
+		if (e->attempts == 2) /* the last try: not on one opened with them */
+			e->fresh_ms = pqc_now_coarse_ms();
 	} else {
 		if (e->attempts >= cfg->retry_attempts)
 			return false;

@@ -26,6 +26,8 @@ typedef struct lentry {
 	bool alone;       /* on a connection of its own */
 	bool health;      /* a health check's: sent again at once, up to 3 times,
 	                   * only after its connection was lost (health.c's rule) */
+	int64_t fresh_ms; /* its last try: on a connection opened after this
+	                   * (coarse ms) when one can be had now; 0 any */
 	bool retried;     /* sent again once after a stale plan */
 	unsigned flags;   /* pqpool_submit's */
 	int attempts;     /* sent this many times after failures (1: once) */
@@ -168,7 +170,7 @@ void pqpool__loop_cancel_end(lconn *c, const char *why);
  * to open one into without blocking (its statements wait until it is
  * open). NULL when the pool has none to give now (l->acquire_failed),
  * with the error set. */
-lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read);
+lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms);
 
 /* An opening c's socket is ready: the connect's next step. */
 void pqpool__loop_open_step(pqpool_loop *l, lconn *c);

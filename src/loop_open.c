@@ -68,7 +68,7 @@ static int64_t open_hold_ns(int n)
 	return ms * 1000000;
 }
 
-lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read)
+lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms)
 {
 	struct pqpool *p = l->pool;
 	int64_t now = pqc_now_ns();
@@ -98,7 +98,8 @@ lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read)
 		pqpool__fail(PQPOOL_ENOMEM, "submit: out of memory");
 		return NULL;
 	}
-	if (pqpool__acquire_or_claim(p, &s, &claimed, __FILE__, __LINE__) != PQPOOL_OK) {
+	if (pqpool__acquire_or_claim(p, fresh_ms, &s, &claimed, __FILE__, __LINE__) !=
+	    PQPOOL_OK) {
 		free(c);
 		l->acquire_failed = true;
 		return NULL;

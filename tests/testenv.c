@@ -207,6 +207,13 @@ int64_t testenv_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void testenv_health_done(void *arg, const pqpool_health *h)
+{
+	testenv_verdict *v = arg;
+	v->n++;
+	v->h = *h;
+}
+
 void testenv_sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -64,6 +64,13 @@ int testenv_blackhole(int *port);
 /* A fault case's one-line summary ("FAULT name: k=v ...\n"): printed, and
  * appended to PQPOOL_FAULTS_SUMMARY when set (make test-faults shows them). */
 void testenv_fault_line(const char *line);
+/* A health verdict a callback got (pqpool_loop_check_health), and how
+ * many: testenv_health_done is the callback, a testenv_verdict its arg. */
+typedef struct testenv_verdict {
+	int n;
+	pqpool_health h;
+} testenv_verdict;
+void testenv_health_done(void *arg, const pqpool_health *h);
 /* Monotonic ms. */
 int64_t testenv_now_ms(void);
 void testenv_sleep_ms(int ms);

@@ -170,18 +170,6 @@ static void test_refused(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }
 
-struct verdict {
-	int n;
-	pqpool_health h;
-};
-
-static void health_done(void *arg, const pqpool_health *h)
-{
-	struct verdict *v = arg;
-	v->n++;
-	v->h = *h;
-}
-
 static void run_until(pqpool_epoll *ep, const int *n, int want, int max_ms)
 {
 	int64_t end = testenv_now_ms() + max_ms;
@@ -197,7 +185,7 @@ static void test_opens_and_checks(void **state)
 	pqpool_epoll ep;
 	pqpool_stats st;
 	struct tally t = {0};
-	struct verdict v[10];
+	testenv_verdict v[10];
 
 	testenv_config(&cfg);
 	cfg.pool_max = 4;
@@ -208,15 +196,15 @@ static void test_opens_and_checks(void **state)
 	/* the first check opens the loop's first connection, without blocking */
 	memset(v, 0, sizeof v);
 	assert_status(PQPOOL_OK,
-	              pqpool_loop_check_health(ep.loop, 0, health_done, &v[0]));
+	              pqpool_loop_check_health(ep.loop, 0, testenv_health_done, &v[0]));
 	run_until(&ep, &v[0].n, 1, 5000);
 	assert_int_equal(v[0].n, 1);
 	assert_int_equal(v[0].h.status, PQPOOL_HEALTHY);
 	assert_true(v[0].h.connection_count >= 1);
 	/* checks while one is in flight share it: each told once */
 	for (int i = 1; i < 10; i++)
-		assert_status(PQPOOL_OK,
-		              pqpool_loop_check_health(ep.loop, 0, health_done, &v[i]));
+		assert_status(PQPOOL_OK, pqpool_loop_check_health(
+		                                 ep.loop, 0, testenv_health_done, &v[i]));
 	assert_int_equal(pqpool_epoll_run(&ep, 5000), 0);
 	for (int i = 1; i < 10; i++) {
 		assert_int_equal(v[i].n, 1);
@@ -243,12 +231,13 @@ static void test_health_down(void **state)
 	         rport = loopback_port(false, &nofd);
 	pqpool *p;
 	pqpool_epoll ep;
-	struct verdict v = {0};
+	testenv_verdict v = {0};
 	int64_t t0;
 
 	/* refused: unhealthy with the connect's reason */
 	p = open_dead(rport, 3000, &ep);
-	assert_status(PQPOOL_OK, pqpool_loop_check_health(ep.loop, 0, health_done, &v));
+	assert_status(PQPOOL_OK,
+	              pqpool_loop_check_health(ep.loop, 0, testenv_health_done, &v));
 	run_until(&ep, &v.n, 1, 5000);
 	printf("refused: %s in %.1f ms: %s\n", pqpool_health_text(v.h.status),
 	       v.h.response_ms, v.h.error);
@@ -260,9 +249,10 @@ static void test_health_down(void **state)
 
 	/* silent: unhealthy at the caller's bound */
 	p = open_dead(sport, 3000, &ep);
-	v = (struct verdict){0};
+	v = (testenv_verdict){0};
 	t0 = testenv_now_ms();
-	assert_status(PQPOOL_OK, pqpool_loop_check_health(ep.loop, 400, health_done, &v));
+	assert_status(PQPOOL_OK,
+	              pqpool_loop_check_health(ep.loop, 400, testenv_health_done, &v));
 	run_until(&ep, &v.n, 1, 5000);
 	printf("silent: %s in %.1f ms: %s\n", pqpool_health_text(v.h.status),
 	       v.h.response_ms, v.h.error);
@@ -323,8 +313,9 @@ static void test_cancel_from_the_loop(void **state)
 static void test_bad_input(void **state)
 {
 	(void)state;
-	struct verdict v = {0};
-	assert_status(PQPOOL_EINVAL, pqpool_loop_check_health(NULL, 0, health_done, &v));
+	testenv_verdict v = {0};
+	assert_status(PQPOOL_EINVAL,
+	              pqpool_loop_check_health(NULL, 0, testenv_health_done, &v));
 	assert_int_equal(v.n, 0);
 }
 
