@@ -297,21 +297,23 @@ int pqpool__acquire_fresh(struct pqpool *p, int64_t opened_after_ms, int64_t dea
                           pqpool__slot **out, const char *file, int line)
 {
 	pqpool__slot *s;
+	int64_t at;
 	int st = pqpool__acquire_until(p, deadline_ns, &s, file, line);
 	*out = s;
 	if (st != PQPOOL_OK || s->link.created_ms > opened_after_ms)
 		return st;
-	/* suspect: replaced in place, the lease kept (begun, counted once) */
+	/* suspect: replaced in place, the lease kept (begun, counted once);
+	 * not marked leased while it opens, for a failed open empties the
+	 * slot, which others may take at once */
 	*out = NULL;
+	at = atomic_exchange_explicit(&s->lease.acquired_ms, 0, memory_order_relaxed);
 	pqpool__detach(p, s, PQPOOL_CLOSE_DISCARDED);
 	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
 	st = open_owned(p, s, pqc_now_ns(), deadline_ns, true);
 	if (st == PQPOOL_OK) {
+		atomic_store_explicit(&s->lease.acquired_ms, at, memory_order_relaxed);
 		*out = s;
-		return st;
 	}
-	if (st != PQPOOL_ECLOSED) /* the failed open emptied the slot */
-		atomic_store_explicit(&s->lease.acquired_ms, 0, memory_order_relaxed);
 	return st;
 }
 

@@ -20,7 +20,7 @@ typedef struct lhwait {
 /* A check in flight and who waits for its verdict. */
 typedef struct lhealth {
 	pqpool_loop *loop;
-	int64_t t0;
+	int64_t t0, deadline;
 	lhwait *waiters;
 } lhealth;
 
@@ -48,17 +48,27 @@ int pqpool_loop_check_health(pqpool_loop *l, int timeout_ms, pqpool_health_fn do
 	const pqpool_config *cfg;
 	lhwait *w;
 	lhealth *hc;
-	int64_t deadline;
+	int64_t t0, deadline;
 	int st;
 
 	if (!l || !done)
 		return pqpool__fail(PQPOOL_EINVAL, "health: NULL loop or callback");
 	cfg = &l->pool->ctx.cfg;
+	/* bounded as the blocking check is: connection_timeout_ms in all (or
+	 * the caller's shorter bound), the query by query_timeout_ms too */
+	if (timeout_ms <= 0 || timeout_ms > cfg->connection_timeout_ms)
+		timeout_ms = cfg->connection_timeout_ms;
+	if (cfg->query_timeout_ms > 0 && cfg->query_timeout_ms < timeout_ms)
+		timeout_ms = cfg->query_timeout_ms;
+	t0 = pqc_now_ns();
+	deadline = t0 + (int64_t)timeout_ms * 1000000;
 	if (!(w = calloc(1, sizeof *w)))
 		return pqpool__fail(PQPOOL_ENOMEM, "health: out of memory");
 	w->done = done;
 	w->arg = arg;
-	if (cfg->health_share && l->health) { /* the verdict in flight is ours */
+	if (cfg->health_share && l->health && l->health->deadline <= deadline) {
+		/* the verdict in flight is ours: it comes within our bound (a
+		 * caller with a shorter one starts a check of its own) */
 		w->next = l->health->waiters;
 		l->health->waiters = w;
 		pqpool__ok();
@@ -69,15 +79,9 @@ int pqpool_loop_check_health(pqpool_loop *l, int timeout_ms, pqpool_health_fn do
 		return pqpool__fail(PQPOOL_ENOMEM, "health: out of memory");
 	}
 	hc->loop = l;
-	hc->t0 = pqc_now_ns();
+	hc->t0 = t0;
+	hc->deadline = deadline;
 	hc->waiters = w;
-	/* bounded as the blocking check is: connection_timeout_ms in all (or
-	 * the caller's shorter bound), the query by query_timeout_ms too */
-	if (timeout_ms <= 0 || timeout_ms > cfg->connection_timeout_ms)
-		timeout_ms = cfg->connection_timeout_ms;
-	if (cfg->query_timeout_ms > 0 && cfg->query_timeout_ms < timeout_ms)
-		timeout_ms = cfg->query_timeout_ms;
-	deadline = hc->t0 + (int64_t)timeout_ms * 1000000;
 	/* writes' routing: with several hosts, healthy when the primary is */
 	st = pqpool__loop_submit(l, l->pool->health_query, 0, NULL, 0, deadline, true,
 	                         judged, hc);
@@ -87,6 +91,6 @@ int pqpool_loop_check_health(pqpool_loop *l, int timeout_ms, pqpool_health_fn do
 		return st;
 	}
 	if (cfg->health_share)
-		l->health = hc;
+		l->health = hc; /* the newest: those after it join it */
 	return PQPOOL_OK;
 }

@@ -74,22 +74,24 @@ lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms
 	int64_t now = pqc_now_ns();
 	char err[PQPOOL__ERRLEN];
 	pqpool__slot *s;
-	bool claimed;
+	bool claimed, hold;
 	lconn *c;
 
 	if (l->acquire_failed)
 		return NULL;
-	if (now < l->open_hold_ns) {
-		/* an open failed moments ago: not another before the pause */
+	/* an open failed moments ago: not another before the pause; an idle
+	 * connection (one host: no routing) may still be taken */
+	hold = now < l->open_hold_ns;
+	if (hold && (p->members || fresh_ms)) {
 		l->acquire_failed = true;
 		due_at(l, l->open_hold_ns);
 		return NULL;
 	}
 	/* with several hosts: the member for this kind of statement (with no
 	 * primary known, asking the hosts connects, and blocks) */
-	if (!(p = pqpool__route(l->pool, read ? PQPOOL_READ : 0,
-	                        now + (int64_t)p->ctx.cfg.connection_timeout_ms *
-	                                        1000000))) {
+	if (!hold && !(p = pqpool__route(l->pool, read ? PQPOOL_READ : 0,
+	                                 now + (int64_t)p->ctx.cfg.connection_timeout_ms *
+	                                                 1000000))) {
 		l->acquire_failed = true;
 		return NULL;
 	}
@@ -98,10 +100,14 @@ lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms
 		pqpool__fail(PQPOOL_ENOMEM, "submit: out of memory");
 		return NULL;
 	}
-	if (pqpool__acquire_or_claim(p, fresh_ms, &s, &claimed, __FILE__, __LINE__) !=
-	    PQPOOL_OK) {
+	claimed = false;
+	if (hold ? pqpool__try_acquire(p, &s, __FILE__, __LINE__) != PQPOOL_OK
+	         : pqpool__acquire_or_claim(p, fresh_ms, &s, &claimed, __FILE__,
+	                                    __LINE__) != PQPOOL_OK) {
 		free(c);
 		l->acquire_failed = true;
+		if (hold)
+			due_at(l, l->open_hold_ns);
 		return NULL;
 	}
 	c->loop = l;

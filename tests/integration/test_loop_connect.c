@@ -5,7 +5,7 @@
  * once, and the loop waits before it tries again; against the real server
  * the connections it opens carry the statements and go back to the pool.
  * And the health check on a loop (pqpool_loop_check_health), shared or
- * not, healthy or not. */
+ * not, healthy or not; and an idle connection taken during the pause. */
 #include "testenv.h"
 
 #include <arpa/inet.h>
@@ -231,7 +231,7 @@ static void test_health_down(void **state)
 	         rport = loopback_port(false, &nofd);
 	pqpool *p;
 	pqpool_epoll ep;
-	testenv_verdict v = {0};
+	testenv_verdict v = {0}, w = {0};
 	int64_t t0;
 
 	/* refused: unhealthy with the connect's reason */
@@ -247,10 +247,13 @@ static void test_health_down(void **state)
 	pqpool_epoll_close(&ep);
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 
-	/* silent: unhealthy at the caller's bound */
-	p = open_dead(sport, 3000, &ep);
+	/* silent: unhealthy at the caller's bound, though a check with a
+	 * longer one is in flight (sharing it would answer at 1500 ms) */
+	p = open_dead(sport, 1500, &ep);
 	v = (testenv_verdict){0};
 	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK,
+	              pqpool_loop_check_health(ep.loop, 0, testenv_health_done, &w));
 	assert_status(PQPOOL_OK,
 	              pqpool_loop_check_health(ep.loop, 400, testenv_health_done, &v));
 	run_until(&ep, &v.n, 1, 5000);
@@ -259,7 +262,12 @@ static void test_health_down(void **state)
 	assert_int_equal(v.n, 1);
 	assert_int_equal(v.h.status, PQPOOL_UNHEALTHY);
 	assert_true(v.h.response_ms >= 350);
-	assert_true(testenv_now_ms() - t0 < 2500);
+	assert_true(testenv_now_ms() - t0 < 1200);
+	assert_int_equal(w.n, 0); /* still in flight */
+	run_until(&ep, &w.n, 1, 5000);
+	assert_int_equal(w.n, 1);
+	assert_int_equal(w.h.status, PQPOOL_UNHEALTHY);
+	assert_true(w.h.response_ms >= 1400);
 	pqpool_epoll_close(&ep);
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 	close(lfd);
@@ -310,6 +318,62 @@ static void test_cancel_from_the_loop(void **state)
 	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
 }
 
+/* While the loop pauses its opens after failed ones, a statement still
+ * takes an idle connection at once: the pause is for the server, not for
+ * the connections the pool already has. */
+static void test_idle_during_pause(void **state)
+{
+	(void)state;
+	pqpool_config cfg;
+	pqpool *p = NULL;
+	pqpool_conn *lease;
+	pqpool_epoll ep;
+	struct tally t = {0};
+	int64_t t0, longest;
+
+	if (testenv_bouncer())
+		skip(); /* the role's limit is the server's, behind PgBouncer's own */
+	testenv_config(&cfg);
+	cfg.pool_max = 4;
+	cfg.pool_min = 0;
+	cfg.retry_attempts = 1; /* each failed open seen as it is */
+	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
+	assert_status(PQPOOL_OK, pqpool_epoll_open(&ep, p));
+	assert_status(PQPOOL_OK, pqpool_acquire(p, 5000, &lease));
+	assert_int_equal(testenv_backends_settled(1), 1);
+	testenv_admin("ALTER ROLE hyperpage CONNECTION LIMIT 1");
+	/* five opens refused in a row: the pause is now 400 to 800 ms */
+	for (int i = 0; i < 5; i++) {
+		assert_status(PQPOOL_OK, pqpool_submit(ep.loop, "SELECT 1", 0, NULL, 0,
+		                                       tally_done, &t));
+		run_timed(&ep, 5000, &longest);
+	}
+	printf("refused: %d ECONNECT: %s\n", t.connect, t.why);
+	assert_int_equal(t.connect, 5);
+	assert_non_null(strstr(t.why, "too many connections"));
+	/* an idle connection now: taken without waiting out the pause */
+	pqpool_release(lease);
+	t = (struct tally){0};
+	t0 = testenv_now_ms();
+	assert_status(PQPOOL_OK,
+	              pqpool_submit(ep.loop, "SELECT 1", 0, NULL, 0, tally_done, &t));
+	run_timed(&ep, 5000, &longest);
+	printf("idle during the pause: %d ok after %lld ms: %s\n", t.ok,
+	       (long long)(t.last_ms - t0), t.why);
+	assert_int_equal(t.ok, 1);
+	assert_true(t.last_ms - t0 < 300);
+	pqpool_epoll_close(&ep);
+	assert_status(PQPOOL_OK, pqpool_close(p, 5000));
+}
+
+static int reset_role_limit(void **state)
+{
+	(void)state;
+	if (!testenv_bouncer())
+		testenv_admin("ALTER ROLE hyperpage CONNECTION LIMIT -1");
+	return 0;
+}
+
 static void test_bad_input(void **state)
 {
 	(void)state;
@@ -327,6 +391,7 @@ int main(void)
 	        cmocka_unit_test(test_opens_and_checks),
 	        cmocka_unit_test(test_health_down),
 	        cmocka_unit_test(test_cancel_from_the_loop),
+	        cmocka_unit_test_teardown(test_idle_during_pause, reset_role_limit),
 	        cmocka_unit_test(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
