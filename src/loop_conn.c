@@ -44,60 +44,59 @@ bool pqpool__loop_conn_fits(const pqpool_loop *l, const lconn *c, bool read)
 	                           PQPOOL__ROLE_PRIMARY;
 }
 
-/* The least loaded connection with room for this kind of statement, none
- * of whose groups has been out longer than the head-of-line bound. With
- * quick (a health check), only one that nothing slow runs on: nothing in
- * flight or waiting, or its last group quick (PQPOOL__PIPE_QUICK_US a
- * statement): a check must not wait behind slow statements, nor slow checks
- * behind each other (a DB_HEALTH_QUERY that takes 100 ms); then each takes
- * a connection of its own, or waits for one. */
-static lconn *conn_best(pqpool_loop *l, int64_t now, bool read, bool quick)
+/* Whether c has room for a shared statement of this kind, none of its
+ * groups out longer than the head-of-line bound. With quick (a health
+ * check), only if nothing slow runs on it: nothing in flight or waiting,
+ * or its last group quick (PQPOOL__PIPE_QUICK_US a statement): a check must
+ * not wait behind slow statements, nor slow checks behind each other (a
+ * DB_HEALTH_QUERY that takes 100 ms); then each takes a connection of its
+ * own, or waits for one. */
+static bool shared_room(pqpool_loop *l, lconn *c, int64_t now, bool read, bool quick)
 {
-	int depth = l->pool->ctx.cfg.pipeline_depth;
+	if (c->alone || c->lost || c->closing || c->s->pipe.cancel_sent ||
+	    conn_load(c) >= l->pool->ctx.cfg.pipeline_depth ||
+	    !pqpool__loop_conn_fits(l, c, read))
+		return false;
+	if (c->sent_ns && now - c->sent_ns > hol_ns())
+		return false;
+	return !(quick && conn_load(c) > 0 &&
+	         (!c->stmt_us || c->stmt_us > PQPOOL__PIPE_QUICK_US));
+}
+
+/* Whether c is the connection of a statement run alone that is done and
+ * fit for the next one (no transaction left open). */
+static bool alone_spare(pqpool_loop *l, lconn *c, bool read)
+{
+	return c->alone && !c->lost && !c->closing && !c->opening && conn_load(c) == 0 &&
+	       !c->flushing && PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE &&
+	       pqpool__loop_conn_fits(l, c, read);
+}
+
+/* Whether c was opened after fresh_ms (coarse ms), or began opening then. */
+static bool opened_after(const lconn *c, int64_t fresh_ms)
+{
+	return c->opening ? c->open_ms > fresh_ms : c->s->link.created_ms > fresh_ms;
+}
+
+/* The least loaded connection e may go on (shared_room or alone_spare);
+ * with fresh_ms, only one opened after then. */
+static lconn *conn_for(pqpool_loop *l, const lentry *e, int64_t fresh_ms)
+{
+	bool read = (e->flags & PQPOOL_READ) != 0;
+	int64_t now = pqc_now_ns();
 	lconn *best = NULL;
 	for (lconn *c = l->conns; c; c = c->next) {
-		if (c->alone || c->lost || c->closing || c->s->pipe.cancel_sent ||
-		    conn_load(c) >= depth || !pqpool__loop_conn_fits(l, c, read))
+		if (e->alone ? !alone_spare(l, c, read)
+		             : !shared_room(l, c, now, read, e->health))
 			continue;
-		if (c->sent_ns && now - c->sent_ns > hol_ns())
+		if (fresh_ms && !opened_after(c, fresh_ms))
 			continue;
-		if (quick && conn_load(c) > 0 &&
-		    (!c->stmt_us || c->stmt_us > PQPOOL__PIPE_QUICK_US))
-			continue;
+		if (e->alone)
+			return c;
 		if (!best || conn_load(c) < conn_load(best))
 			best = c;
 	}
 	return best;
-}
-
-/* For a health check's last try, after connections were lost in a row
- * (terminated backends die together, some only after their connection was
- * checked): one opened after the losses, with room, or being opened since. */
-static lconn *conn_fresh(pqpool_loop *l, int64_t fresh_ms, bool read)
-{
-	int depth = l->pool->ctx.cfg.pipeline_depth;
-	for (lconn *c = l->conns; c; c = c->next) {
-		if (c->alone || c->lost || c->closing || c->s->pipe.cancel_sent ||
-		    conn_load(c) >= depth || !pqpool__loop_conn_fits(l, c, read))
-			continue;
-		if (c->opening ? c->open_ns / 1000000 > fresh_ms
-		               : c->s->link.created_ms > fresh_ms)
-			return c;
-	}
-	return NULL;
-}
-
-/* A connection of a statement run alone that is done and fit for the next
- * one (no transaction left open). */
-static lconn *conn_spare(pqpool_loop *l, bool read)
-{
-	for (lconn *c = l->conns; c; c = c->next)
-		if (c->alone && !c->lost && !c->closing && !c->opening &&
-		    conn_load(c) == 0 && !c->flushing &&
-		    PQtransactionStatus(c->s->link.pg) == PQTRANS_IDLE &&
-		    pqpool__loop_conn_fits(l, c, read))
-			return c;
-	return NULL;
 }
 
 static void conn_add(lconn *c, pentry *e)
@@ -119,13 +118,12 @@ bool pqpool__loop_place(pqpool_loop *l, pentry *e)
 {
 	lconn *c = NULL;
 	bool read = (L(e)->flags & PQPOOL_READ) != 0;
-	if (L(e)->fresh_ms && !(c = conn_fresh(l, L(e)->fresh_ms, read)))
-		c = pqpool__loop_take(l, false, read, L(e)->fresh_ms);
-	/* (no fresh one to be had now: any, as for the others) */
-	if (!c && !L(e)->alone)
-		c = conn_best(l, pqc_now_ns(), read, L(e)->health);
-	else if (!c)
-		c = conn_spare(l, read);
+	/* a health check's last try: on a connection opened after the losses
+	 * (lentry.fresh_ms); with none to be had now, on any, as the others */
+	if (L(e)->fresh_ms && !(c = conn_for(l, L(e), L(e)->fresh_ms)))
+		c = pqpool__loop_take(l, L(e)->alone, read, L(e)->fresh_ms);
+	if (!c)
+		c = conn_for(l, L(e), 0);
 	if (!c)
 		c = pqpool__loop_take(l, L(e)->alone, read, 0);
 	if (!c)

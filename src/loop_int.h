@@ -74,6 +74,7 @@ typedef struct lconn {
 	bool opening;      /* connecting (opg): its statements wait in pend */
 	PGconn *opg;       /* the connection being opened into s (OPENING) */
 	int64_t open_ns;   /* when the open began */
+	int64_t open_ms;   /* the same, coarse (compared with created_ms) */
 	bool flushing;     /* libpq holds output the socket did not take */
 	int64_t sent_ns;   /* when the oldest group in flight went out; 0 none */
 	int stmt_us;       /* the last group's time per statement; 0 unknown */
@@ -168,8 +169,11 @@ void pqpool__loop_cancel_end(lconn *c, const char *why);
 
 /* Takes a connection from the pool into the loop: an idle one, or a slot
  * to open one into without blocking (its statements wait until it is
- * open). NULL when the pool has none to give now (l->acquire_failed),
- * with the error set. */
+ * open); while the loop pauses its opens, an idle one only. NULL when the
+ * pool has none to give now (l->acquire_failed), with the error set. With
+ * fresh_ms (coarse ms), one opened after then (pqpool__acquire_or_claim);
+ * NULL then without l->acquire_failed during the pause, as only opening
+ * one would do. */
 lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms);
 
 /* An opening c's socket is ready: the connect's next step. */

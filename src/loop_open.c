@@ -80,9 +80,14 @@ lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms
 	if (l->acquire_failed)
 		return NULL;
 	/* an open failed moments ago: not another before the pause; an idle
-	 * connection (one host: no routing) may still be taken */
+	 * connection (one host: no routing) may still be taken, but not for
+	 * a fresh one, which the caller then seeks among any */
 	hold = now < l->open_hold_ns;
-	if (hold && (p->members || fresh_ms)) {
+	if (hold && fresh_ms) {
+		due_at(l, l->open_hold_ns);
+		return NULL;
+	}
+	if (hold && p->members) {
 		l->acquire_failed = true;
 		due_at(l, l->open_hold_ns);
 		return NULL;
@@ -123,6 +128,7 @@ lconn *pqpool__loop_take(pqpool_loop *l, bool alone, bool read, int64_t fresh_ms
 	if (claimed) {
 		c->opening = true;
 		c->open_ns = now;
+		c->open_ms = pqc_now_coarse_ms();
 		if ((c->opg = pqpool__connect_start(&p->ctx.params, err, sizeof err)))
 			open_watch(c, PQPOOL_EV_WRITE); /* libpq's first step: writable */
 		if (!c->opg || c->lost) {

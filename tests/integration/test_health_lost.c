@@ -207,8 +207,9 @@ static void proxy_stop(proxy *px)
 	pthread_join(px->th, NULL);
 }
 
-/* A pool of 4 through the proxy with 3 idle connections. */
-static pqpool *open_three(const char *conninfo)
+/* A pool of 4 through the proxy with 3 idle connections; without
+ * pipeline, each statement on a connection of its own. */
+static pqpool *open_three(const char *conninfo, bool pipeline)
 {
 	pqpool_config cfg;
 	pqpool *p = NULL;
@@ -218,6 +219,7 @@ static pqpool *open_three(const char *conninfo)
 	cfg.pool_max = 4;
 	cfg.pool_min = 0;
 	cfg.health_share = false;
+	cfg.pipeline = pipeline;
 	assert_status(PQPOOL_OK, pqpool_open(&cfg, &p));
 	for (int i = 0; i < 3; i++)
 		assert_status(PQPOOL_OK, pqpool_acquire(p, 5000, &c[i]));
@@ -236,7 +238,7 @@ static void test_blocking_check(void **state)
 	pqpool_stats st;
 
 	proxy_start(&px, conninfo, sizeof conninfo);
-	p = open_three(conninfo);
+	p = open_three(conninfo, true);
 	assert_status(PQPOOL_OK, pqpool_check_health(p, &h));
 	assert_int_equal(h.status, PQPOOL_HEALTHY);
 	proxy_doom(&px);
@@ -260,9 +262,8 @@ static void test_blocking_check(void **state)
 	proxy_stop(&px);
 }
 
-static void test_loop_check(void **state)
+static void loop_check(bool pipeline)
 {
-	(void)state;
 	char conninfo[1024];
 	proxy px;
 	pqpool *p;
@@ -272,7 +273,7 @@ static void test_loop_check(void **state)
 	int64_t end;
 
 	proxy_start(&px, conninfo, sizeof conninfo);
-	p = open_three(conninfo);
+	p = open_three(conninfo, pipeline);
 	assert_status(PQPOOL_OK, pqpool_epoll_open(&ep, p));
 	proxy_doom(&px);
 	assert_status(PQPOOL_OK,
@@ -281,9 +282,10 @@ static void test_loop_check(void **state)
 	while (v.n < 1 && testenv_now_ms() < end)
 		pqpool_epoll_run_once(&ep, 20);
 	assert_status(PQPOOL_OK, pqpool_stats_get(p, &st));
-	printf("loop: %s in %.1f ms (%s); lost %d, opened %llu\n",
-	       pqpool_health_text(v.h.status), v.h.response_ms, v.h.error,
-	       atomic_load(&px.lost), (unsigned long long)st.opened);
+	printf("loop%s: %s in %.1f ms (%s); lost %d, opened %llu\n",
+	       pipeline ? "" : " (no pipeline)", pqpool_health_text(v.h.status),
+	       v.h.response_ms, v.h.error, atomic_load(&px.lost),
+	       (unsigned long long)st.opened);
 	assert_int_equal(v.n, 1);
 	assert_true(v.h.status != PQPOOL_UNHEALTHY); /* as above */
 	/* two tries lost on idle connections; the third on one the loop opened
@@ -295,11 +297,25 @@ static void test_loop_check(void **state)
 	proxy_stop(&px);
 }
 
+static void test_loop_check(void **state)
+{
+	(void)state;
+	loop_check(true);
+}
+
+/* the health query then runs alone: its last try too */
+static void test_loop_check_alone(void **state)
+{
+	(void)state;
+	loop_check(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_blocking_check),
 	        cmocka_unit_test(test_loop_check),
+	        cmocka_unit_test(test_loop_check_alone),
 	};
 	testenv_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
