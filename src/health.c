@@ -61,15 +61,15 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 	 * while the deadline allows: the release counted this one broken, which
 	 * makes the next acquire check the others first. Backends terminated
 	 * together die one by one, though, some after that check: the last try
-	 * goes on a connection opened after the losses. Three tries at most: a
-	 * server that keeps closing connections is not healthy. */
+	 * goes on a connection opened after the losses. PQPOOL__HEALTH_TRIES at
+	 * most: a server that keeps closing connections is not healthy. */
 	for (int attempt = 1;; attempt++) {
 		/* with several hosts: the database is healthy when its primary is */
 		if (!(p = pqpool__route(top, 0, deadline))) {
 			rc = PQPOOL_ECONNECT;
 			break;
 		}
-		if (attempt == 3)
+		if (attempt == PQPOOL__HEALTH_TRIES)
 			rc = pqpool__acquire_fresh(p, lost_ms, deadline, &s, __FILE__,
 			                           __LINE__);
 		else
@@ -85,7 +85,8 @@ static void probe(struct pqpool *p, int timeout_ms, pqpool_health *h)
 		/* no grace past the deadline: a probe must answer in time */
 		rc = pqpool__exec(s, p->health_query, 0, NULL, NULL, qdeadline, 0);
 		pqpool__release(s, false);
-		if (rc != PQPOOL_ECONNLOST || attempt >= 3 || pqc_now_ns() >= deadline)
+		if (rc != PQPOOL_ECONNLOST || attempt >= PQPOOL__HEALTH_TRIES ||
+		    pqc_now_ns() >= deadline)
 			break;
 		lost_ms = pqc_now_coarse_ms();
 		pqpool__count(&p->ctx.counters, PQPOOL__RETRIES, 1);

@@ -9,6 +9,11 @@
 
 struct pqpool;
 
+/* A health check's tries at most, the blocking one's and the loop's: after
+ * a lost connection it goes again on another; the last try on a connection
+ * opened after the losses. */
+#define PQPOOL__HEALTH_TRIES 3
+
 /* Fills h from a finished probe that started at t0 (monotonic ns) and ended
  * with rc (its message in pqpool_errmsg()). The caller keeps p pinned. */
 void pqpool__health_result(struct pqpool *p, int rc, int64_t t0, pqpool_health *h);

@@ -90,15 +90,24 @@ static int open_for_lease(struct pqpool *p, pqpool__slot *s, int64_t t0, int64_t
 	return st == PQPOOL_OK ? granted(s, t0, file, line, out) : st;
 }
 
+/* An owned slot's connection closed for why and another opened in its
+ * place (open_owned). */
+static int reopen_owned(struct pqpool *p, pqpool__slot *s, int why, int64_t t0,
+                        int64_t deadline, bool patient)
+{
+	pqpool__detach(p, s, (pqpool_close_reason)why);
+	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
+	return open_owned(p, s, t0, deadline, patient);
+}
+
 /* An owned slot whose connection is unfit: its connection is replaced in
  * place, so the caller keeps its turn. */
 static int reopen_for_lease(struct pqpool *p, pqpool__slot *s, int why, int64_t t0,
                             int64_t deadline, bool patient, pqpool__slot **out,
                             const char *file, int line)
 {
-	pqpool__detach(p, s, (pqpool_close_reason)why);
-	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
-	return open_for_lease(p, s, t0, deadline, patient, out, file, line);
+	int st = reopen_owned(p, s, why, t0, deadline, patient);
+	return st == PQPOOL_OK ? granted(s, t0, file, line, out) : st;
 }
 
 /* Takes the caller off the queue after its wait timed out. Under p->mu,
@@ -300,16 +309,14 @@ int pqpool__acquire_fresh(struct pqpool *p, int64_t opened_after_ms, int64_t dea
 	int64_t at;
 	int st = pqpool__acquire_until(p, deadline_ns, &s, file, line);
 	*out = s;
-	if (st != PQPOOL_OK || s->link.created_ms > opened_after_ms)
+	if (st != PQPOOL_OK || pqpool__opened_after(s, opened_after_ms))
 		return st;
 	/* suspect: replaced in place, the lease kept (begun, counted once);
 	 * not marked leased while it opens, for a failed open empties the
 	 * slot, which others may take at once */
 	*out = NULL;
 	at = atomic_exchange_explicit(&s->lease.acquired_ms, 0, memory_order_relaxed);
-	pqpool__detach(p, s, PQPOOL_CLOSE_DISCARDED);
-	atomic_store(&s->state, PQPOOL__SLOT_OPENING);
-	st = open_owned(p, s, pqc_now_ns(), deadline_ns, true);
+	st = reopen_owned(p, s, PQPOOL_CLOSE_DISCARDED, pqc_now_ns(), deadline_ns, true);
 	if (st == PQPOOL_OK) {
 		atomic_store_explicit(&s->lease.acquired_ms, at, memory_order_relaxed);
 		*out = s;
@@ -365,7 +372,7 @@ int pqpool__acquire_or_claim(struct pqpool *p, int64_t opened_after_ms,
 			return pqpool__fail(PQPOOL_EAGAIN,
 			                    "acquire: no connection free right now");
 		if ((why = pqpool__unfit(p, s, pqc_now_coarse_ms())) < 0 && fresh &&
-		    s->link.created_ms <= opened_after_ms)
+		    !pqpool__opened_after(s, opened_after_ms))
 			why = PQPOOL_CLOSE_DISCARDED; /* opened before: suspect */
 		if (why < 0) {
 			lease_begin(s, pqc_now_coarse_ms(), file, line);

@@ -75,7 +75,7 @@ static bool alone_spare(pqpool_loop *l, lconn *c, bool read)
 /* Whether c was opened after fresh_ms (coarse ms), or began opening then. */
 static bool opened_after(const lconn *c, int64_t fresh_ms)
 {
-	return c->opening ? c->open_ms > fresh_ms : c->s->link.created_ms > fresh_ms;
+	return c->opening ? c->open_ms > fresh_ms : pqpool__opened_after(c->s, fresh_ms);
 }
 
 /* The least loaded connection e may go on (shared_room or alone_spare);

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "error.h"
 #include "exec.h"
+#include "health.h"
 #include "lease.h"
 #include "log.h"
 #include "pipe.h"
@@ -76,11 +77,12 @@ bool pqpool__loop_retry_later(pqpool_loop *l, pentry *pe, int status, int64_t no
 	if (e->health) {
 		/* a connection the server closed moments ago: another at once, as
 		 * the blocking probe does; its verdict is final otherwise */
-		if (status != PQPOOL_ECONNLOST || e->attempts >= 3 ||
+		if (status != PQPOOL_ECONNLOST || e->attempts >= PQPOOL__HEALTH_TRIES ||
 		    now >= pe->deadline_ns)
 			return false;
 		delay = 0;
-		if (e->attempts == 2) /* the last try: not on one opened with them */
+		/* the last try: not on a connection opened with those lost */
+		if (e->attempts == PQPOOL__HEALTH_TRIES - 1)
 			e->fresh_ms = pqc_now_coarse_ms();
 	} else {
 		if (e->attempts >= cfg->retry_attempts)

@@ -24,8 +24,9 @@ typedef struct lentry {
 	pqpool_done_fn done;
 	void *arg;
 	bool alone;       /* on a connection of its own */
-	bool health;      /* a health check's: sent again at once, up to 3 times,
-	                   * only after its connection was lost (health.c's rule) */
+	bool health;      /* a health check's: sent again at once, up to
+	                   * PQPOOL__HEALTH_TRIES, only after its connection was
+	                   * lost (health.c's rule) */
 	int64_t fresh_ms; /* its last try: on a connection opened after this
 	                   * (coarse ms) when one can be had now; 0 any */
 	bool retried;     /* sent again once after a stale plan */

@@ -173,6 +173,13 @@ static inline void pqpool__give_canceller(pqpool__slot *s, pqpool__canceller *c)
 	atomic_store(&s->link.cancel, c);
 }
 
+/* Whether s's connection was opened after ms (coarse ms; one opened in
+ * that same millisecond counts as before). */
+static inline bool pqpool__opened_after(const pqpool__slot *s, int64_t ms)
+{
+	return s->link.created_ms > ms;
+}
+
 /* ---- slot.c: the state machine, over the slots of a pool ---- */
 
 struct pqpool;
